@@ -1,0 +1,249 @@
+"""The semantic-communication downlink as a stateless, jittable environment (gymnax style).
+
+**Episode.** ``U`` steps; step ``t`` decides the CLIP encoder and the RB of user ``t``. The episode
+ends (``done``) after the ``U``-th step. All randomness (positions, fading, interference, compute,
+image sizes) is drawn at ``reset`` and fixed for the episode.
+
+**Action.** One integer in ``[0, A)``: ``a = k * Q + q`` serves the current user with encoder ``k``
+on RB ``q``. When ``U > Q`` there is one more action, ``a = K * Q`` ("no RB"), which leaves the
+user unserved. ``A = K * Q (+ 1 if U > Q)``.
+
+**Invalid actions.** The mask in the observation (True = legal) forbids RBs already allocated.
+An action that is out of range or names a used RB is *not* applied as an allocation: the user is
+left unserved (chance-level task score and a delay violation, as for "no RB") and
+``info["invalid_action"]`` is True. Stepping a finished episode changes nothing and pays 0.
+The Gymnasium adapter can raise ``ValueError`` instead (``strict=True``).
+
+**Observation.** :class:`~semcom_jax.types.Observation` with ``features`` (F,) float32 and
+``action_mask`` (A,) bool. ``features`` (mode ``paper``, the paper's state plus quantities derived
+from it): ``(log10 I_q + 4.5) / 4.5`` (Q), RB availability ``nu`` (Q), user positions ``xy / R``
+(2U), one-hot of the user being decided (U), that user's ``x/R, y/R, d/R`` (3) and its
+fading-free SINR per RB in dB / 30 (Q). Mode ``full`` adds the rest of the state: ``log10`` fading,
+image size, user CPU frequency and cycles per bit of every user (4U, ranges mapped to [-1, 1]),
+``f^B, w^B`` (2), and for the current user its exact SINR per RB in dB / 30 (Q) and its image
+size, CPU frequency and cycles (3).
+
+**Reward.** Eq. (11), see :mod:`semcom_jax.reward`: ``terminal`` (the paper) or ``dense``.
+Task scores come from the table (``score="table"``, expected score) or from sending the user's
+own feature through the feature channel in-graph (``score="features"``, sampled score).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from semcom_jax import link
+from semcom_jax.generator import UniformGenerator
+from semcom_jax.params import EnvParams, validate_params, validate_sizes
+from semcom_jax.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
+                               unserved_term, user_term)
+from semcom_jax.tables import Table, load_default_table
+from semcom_jax.types import EnvState, Instance, Observation
+
+OBS_MODES = ("paper", "full")
+REWARDS = {"terminal": TerminalReward, "dense": DenseReward}
+SCORES = {"table": TableScore, "features": FeatureScore}
+
+
+def _unit_range(x, lo, hi):
+    """Maps [lo, hi] to [-1, 1]; a degenerate range (lo == hi) maps to 0."""
+    width = hi - lo
+    return jnp.where(width > 0, 2.0 * (x - lo) / jnp.where(width > 0, width, 1.0) - 1.0, 0.0)
+
+
+class SemComEnv:
+    """Joint CLIP-encoder selection and RB allocation for ``num_users`` users on ``num_rbs`` RBs."""
+
+    def __init__(self, num_users: int = 5, num_rbs: int = 10, table: Optional[Table] = None,
+                 obs_mode: str = "paper", reward: str = "terminal", score: str = "table",
+                 generator=None):
+        validate_sizes(num_users, num_rbs)
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {tuple(REWARDS)}, got {reward!r}")
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {tuple(SCORES)}, got {score!r}")
+        self.table = load_default_table() if table is None else table
+        if score == "features":
+            if self.table.data.features is None:
+                raise ValueError("score='features' needs a table with a feature set; this one has none")
+            if self.table.task != "classification":
+                raise ValueError("score='features' is defined for classification tables only")
+        self.num_users = num_users
+        self.num_rbs = num_rbs
+        self.num_encoders = self.table.data.num_encoders
+        self.obs_mode = obs_mode
+        self.reward_name = reward
+        self.score_name = score
+        self.has_no_rb = num_users > num_rbs
+        self.num_actions = self.num_encoders * num_rbs + int(self.has_no_rb)
+        self.no_rb_action = self.num_encoders * num_rbs if self.has_no_rb else None
+        num_images = self.table.data.features.num_images if score == "features" else 1
+        self.generator = generator or UniformGenerator(num_users, num_rbs, num_images)
+        self._reward_fn = REWARDS[reward]()
+        self._score_fn = SCORES[score]()
+        self.observation_size = int(
+            jax.eval_shape(lambda: self._features(
+                self._blank_state(), self.default_params)).shape[0])
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams()
+
+    @property
+    def encoder_names(self) -> list[str]:
+        return self.table.encoders
+
+    def check_params(self, params: EnvParams) -> EnvParams:
+        """Host-side validation; call once before jitting with non-default params."""
+        return validate_params(params, num_encoders=self.num_encoders)
+
+    # ------------------------------------------------------------------ API
+
+    def reset(self, key: jax.Array, params: EnvParams) -> tuple[Observation, EnvState]:
+        return self.reset_to(self.generator(key, params), params)
+
+    def reset_to(self, instance: Instance, params: EnvParams) -> tuple[Observation, EnvState]:
+        """Starts an episode on a given instance (evaluation on a fixed episode set)."""
+        state = self._initial_state(instance)
+        return self.observation(state, params), state
+
+    def sample_instances(self, key: jax.Array, num: int, params: EnvParams) -> Instance:
+        """``num`` episode instances, batched on the leading axis."""
+        return jax.vmap(self.generator, (0, None))(jax.random.split(key, num), params)
+
+    def step(self, key: jax.Array, state: EnvState, action, params: EnvParams):
+        """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers)."""
+        u_count, q_count, k_count = self.num_users, self.num_rbs, self.num_encoders
+        inst = state.instance
+        a = jnp.asarray(action, jnp.int32)
+        active = state.step < u_count
+        u = jnp.minimum(state.step, u_count - 1)
+        in_range = (a >= 0) & (a < self.num_actions)
+        is_no_rb = (a == k_count * q_count) if self.has_no_rb else jnp.zeros((), bool)
+        k = jnp.clip(a // q_count, 0, k_count - 1)
+        q = jnp.clip(a % q_count, 0, q_count - 1)
+        rb_free = ~state.rb_used[q]
+        invalid = active & (~in_range | (~is_no_rb & ~rb_free))
+        served = active & in_range & ~is_no_rb & rb_free
+
+        lk = link.evaluate(inst, params, u, k, q)
+        score = self._score_fn(key, self.table.data, k, inst.image_index[u], lk.sinr_db,
+                               lk.sinr_linear)
+        chance = self.table.data.chance_score
+        term = jnp.where(served, user_term(score, lk.delay_s, lk.energy_j, params),
+                         unserved_term(chance, params))
+
+        this_user = (jnp.arange(u_count) == u) & active
+        user_reward = jnp.where(this_user, term, state.user_reward)
+        new_state = EnvState(
+            instance=inst,
+            step=state.step + active.astype(jnp.int32),
+            rb_used=state.rb_used | ((jnp.arange(q_count) == q) & served),
+            encoder=jnp.where(this_user, jnp.where(served, k, -1), state.encoder),
+            rb=jnp.where(this_user, jnp.where(served, q, -1), state.rb),
+            user_reward=user_reward,
+        )
+        done = new_state.step >= u_count
+        reward = jnp.where(active, self._reward_fn(user_reward, term, done), 0.0)
+        info = {
+            "user": u,
+            "served": served,
+            "invalid_action": invalid,
+            "task_score": jnp.where(served, score, chance),
+            "sinr_db": lk.sinr_db,
+            "delay_s": lk.delay_s,
+            "energy_j": lk.energy_j,
+            "delay_violation": active & (~served | (lk.delay_s > params.delay_budget_s)),
+            "energy_violation": served & (lk.energy_j > params.energy_budget_j),
+            "encoder": jnp.where(served, k, -1),
+        }
+        return self.observation(new_state, params), new_state, reward.astype(jnp.float32), done, info
+
+    def observation(self, state: EnvState, params: EnvParams) -> Observation:
+        return Observation(features=self._features(state, params),
+                           action_mask=self.action_mask(state))
+
+    def action_mask(self, state: EnvState) -> jnp.ndarray:
+        free = jnp.tile(~state.rb_used, self.num_encoders)
+        if self.has_no_rb:
+            free = jnp.concatenate([free, jnp.ones((1,), bool)])
+        return free
+
+    # ------------------------------------------------------------------ internals
+
+    def _initial_state(self, instance: Instance) -> EnvState:
+        u, q = self.num_users, self.num_rbs
+        return EnvState(
+            instance=instance,
+            step=jnp.zeros((), jnp.int32),
+            rb_used=jnp.zeros((q,), bool),
+            encoder=jnp.full((u,), -1, jnp.int32),
+            rb=jnp.full((u,), -1, jnp.int32),
+            user_reward=jnp.zeros((u,), jnp.float32),
+        )
+
+    def _blank_state(self) -> EnvState:
+        return self._initial_state(self.generator(jax.random.PRNGKey(0), self.default_params))
+
+    def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
+        inst = state.instance
+        u = jnp.minimum(state.step, self.num_users - 1)
+        radius = params.cell_radius_m
+        noise_w = params.rb_bandwidth_hz * params.noise_psd_w_per_hz
+        mean_sinr = (params.tx_power_w * inst.distance_m[u] ** (-params.pathloss_exp)
+                     / (inst.interference_w + noise_w))
+        parts = [
+            (jnp.log10(inst.interference_w) + 4.5) / 4.5,
+            state.rb_used.astype(jnp.float32),
+            (inst.user_xy_m / radius).reshape(-1),
+            jax.nn.one_hot(state.step, self.num_users, dtype=jnp.float32),
+            inst.user_xy_m[u] / radius,
+            (inst.distance_m[u] / radius)[None],
+            10.0 * jnp.log10(mean_sinr) / 30.0,
+        ]
+        if self.obs_mode == "full":
+            img = _unit_range(inst.image_bits, params.image_bits_lo, params.image_bits_hi)
+            fu = _unit_range(inst.user_freq_hz, params.user_freq_lo_hz, params.user_freq_hi_hz)
+            wu = _unit_range(inst.user_cycles_per_bit, params.user_cycles_lo_per_bit,
+                             params.user_cycles_hi_per_bit)
+            exact_sinr = link.user_sinr(inst, params, u, jnp.arange(self.num_rbs))
+            parts += [
+                jnp.log10(inst.fading), img, fu, wu,
+                _unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz)[None],
+                _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
+                            params.bs_cycles_hi_per_bit)[None],
+                10.0 * jnp.log10(exact_sinr) / 30.0,
+                jnp.stack([img[u], fu[u], wu[u]]),
+            ]
+        return jnp.concatenate(parts).astype(jnp.float32)
+
+
+def uniform_legal_action(key: jax.Array, action_mask: jnp.ndarray, num_rbs: int) -> jnp.ndarray:
+    """A uniformly random legal action of a mask laid out as this env builds it: ``K`` copies of
+    the free-RB pattern (Q each), then optionally the always-legal "no RB" action.
+
+    One random number per env: the r-th legal action, found by a rank over the Q free RBs only.
+    Works on a single mask (A,) or a batch (..., A).
+    """
+    free = action_mask[..., :num_rbs]
+    num_encoders = action_mask.shape[-1] // num_rbs
+    has_no_rb = action_mask.shape[-1] % num_rbs == 1
+    rank = jax.lax.associative_scan(jnp.add, free.astype(jnp.int32), axis=free.ndim - 1)
+    n_free = rank[..., -1]
+    n_legal = num_encoders * n_free + int(has_no_rb)
+    r = jnp.floor(jax.random.uniform(key, n_free.shape) * n_legal).astype(jnp.int32)
+    r = jnp.minimum(r, n_legal - 1)
+    safe = jnp.maximum(n_free, 1)
+    k, j = r // safe, r % safe
+    q = jnp.argmax(rank > j[..., None], axis=-1).astype(jnp.int32)
+    a = k * num_rbs + q
+    if has_no_rb:
+        a = jnp.where(r >= num_encoders * n_free, num_encoders * num_rbs, a)
+    return a.astype(jnp.int32)

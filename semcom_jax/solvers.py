@@ -1,0 +1,236 @@
+"""Baselines and the exact optimum, batched over episodes.
+
+All of them work on the *expected* per-user terms of eq. (11) (task score from the table), which
+are what the env pays in ``score="table"`` mode. With full information the problem separates:
+the best encoder of each (user, RB) pair is independent of the others, so the optimum is that
+best value per pair followed by a linear assignment problem (Hungarian, ``scipy``), with ``U``
+extra "unserved" columns when ``U > Q``.
+
+An assignment is a pair of int arrays ``encoders (U,)``, ``rbs (U,)``; ``rbs[i] == -1`` means
+user ``i`` is unserved (its encoder is then ignored).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from scipy.optimize import linear_sum_assignment
+
+from semcom_jax import link
+from semcom_jax.params import EnvParams
+from semcom_jax.reward import unserved_term, user_term
+from semcom_jax.tables import TaskTable, interp_score
+from semcom_jax.types import Instance
+
+
+@struct.dataclass
+class ActionTable:
+    """Everything about serving user i with encoder k on RB q, for one episode."""
+
+    value: jnp.ndarray  # (U, K, Q) float32, expected term of eq. (11)
+    delay_violation: jnp.ndarray  # (U, K, Q) bool
+    energy_violation: jnp.ndarray  # (U, K, Q) bool
+    unserved_value: jnp.ndarray  # (U,) float32, term of an unserved user
+
+
+def action_table(instance: Instance, params: EnvParams, table: TaskTable) -> ActionTable:
+    u_count = instance.distance_m.shape[0]
+    q_count = instance.interference_w.shape[0]
+    k_count = table.num_encoders
+    u = jnp.arange(u_count)[:, None, None]
+    k = jnp.arange(k_count)[None, :, None]
+    q = jnp.arange(q_count)[None, None, :]
+    lk = link.evaluate(instance, params, u, k, q)
+    shape = lk.delay_s.shape  # (U, K, Q); the SINR itself does not depend on k
+    score = interp_score(table, jnp.broadcast_to(k, shape), jnp.broadcast_to(lk.sinr_db, shape))
+    return ActionTable(
+        value=user_term(score, lk.delay_s, lk.energy_j, params),
+        delay_violation=lk.delay_s > params.delay_budget_s,
+        energy_violation=lk.energy_j > params.energy_budget_j,
+        unserved_value=jnp.broadcast_to(unserved_term(table.chance_score, params), (u_count,)),
+    )
+
+
+def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTable) -> ActionTable:
+    return jax.jit(jax.vmap(action_table, (0, None, None)))(instances, params, table)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+@struct.dataclass
+class AssignmentStats:
+    episode_return: jnp.ndarray  # (N,)
+    delay_violations: jnp.ndarray  # (N,) count of users over the delay budget
+    energy_violations: jnp.ndarray  # (N,)
+    encoder_counts: jnp.ndarray  # (N, K) users served by each encoder
+    unserved: jnp.ndarray  # (N,)
+
+
+def _stats_one(at: ActionTable, encoders, rbs) -> AssignmentStats:
+    served = rbs >= 0
+    uidx = jnp.arange(encoders.shape[0])
+    k = jnp.clip(encoders, 0, at.value.shape[1] - 1)
+    q = jnp.clip(rbs, 0, at.value.shape[2] - 1)
+    val = jnp.where(served, at.value[uidx, k, q], at.unserved_value)
+    dv = jnp.where(served, at.delay_violation[uidx, k, q], True)
+    ev = served & at.energy_violation[uidx, k, q]
+    counts = jnp.sum((k[:, None] == jnp.arange(at.value.shape[1])) & served[:, None], axis=0)
+    return AssignmentStats(jnp.sum(val), jnp.sum(dv), jnp.sum(ev), counts, jnp.sum(~served))
+
+
+assignment_stats = jax.jit(jax.vmap(_stats_one))
+
+
+# ----------------------------------------------------------------------------- solvers
+
+
+def _lap(value_uq: np.ndarray, unserved: np.ndarray, allow_unserved: bool):
+    """Max-weight assignment of users to RBs (plus dummy 'unserved' columns)."""
+    u_count, q_count = value_uq.shape
+    w = value_uq
+    if allow_unserved:
+        w = np.concatenate([w, np.repeat(unserved[:, None], u_count, axis=1)], axis=1)
+    rows, cols = linear_sum_assignment(w, maximize=True)
+    rbs = np.full(u_count, -1, np.int64)
+    rbs[rows] = np.where(cols < q_count, cols, -1)
+    return rbs
+
+
+def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
+    """Exact optimum of a batch of episodes (host side). Returns ``(encoders, rbs)`` (N, U).
+
+    With ``fixed_encoder`` every user uses that encoder and only the RBs are optimised.
+    """
+    value = np.asarray(at.value, np.float64)
+    unserved = np.asarray(at.unserved_value, np.float64)
+    n, u_count, k_count, q_count = value.shape
+    allow_unserved = u_count > q_count
+    if fixed_encoder is None:
+        best_k = value.argmax(axis=2)  # (N, U, Q)
+        best_v = value.max(axis=2)
+    else:
+        best_k = np.full((n, u_count, q_count), fixed_encoder)
+        best_v = value[:, :, fixed_encoder, :]
+    encoders = np.zeros((n, u_count), np.int64)
+    rbs = np.zeros((n, u_count), np.int64)
+    for i in range(n):
+        rbs[i] = _lap(best_v[i], unserved[i], allow_unserved)
+        served = rbs[i] >= 0
+        encoders[i] = np.where(served, best_k[i, np.arange(u_count), np.maximum(rbs[i], 0)], 0)
+    return encoders, rbs
+
+
+def _sequential(at: ActionTable, pick: Callable, key, allow_unserved: bool):
+    """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index."""
+    u_count, k_count, q_count = at.value.shape
+    min_val = jnp.finfo(jnp.float32).min
+
+    def body(carry, xs):
+        used, key = carry
+        vals, unserved_v = xs
+        legal = jnp.broadcast_to(~used, (k_count, q_count)).reshape(-1)
+        flat = jnp.where(legal, vals.reshape(-1), min_val)
+        if allow_unserved:
+            legal = jnp.concatenate([legal, jnp.ones((1,), bool)])
+            flat = jnp.concatenate([flat, unserved_v[None]])
+        key, sub = jax.random.split(key)
+        a = pick(sub, flat, legal)
+        served = a < k_count * q_count
+        k = jnp.where(served, a // q_count, 0)
+        q = jnp.where(served, a % q_count, -1)
+        used = used | ((jnp.arange(q_count) == q) & served)
+        return (used, key), (k, q)
+
+    (_, _), (ks, qs) = jax.lax.scan(body, (jnp.zeros(q_count, bool), key),
+                                    (at.value, at.unserved_value))
+    return ks, qs
+
+
+def _greedy_pick(key, flat, legal):
+    return jnp.argmax(flat)
+
+
+def _random_pick(key, flat, legal):
+    return jax.random.categorical(key, jnp.where(legal, 0.0, -jnp.inf))
+
+
+def greedy(at: ActionTable):
+    """Each user in turn takes the best immediate (encoder, RB) among the free RBs."""
+    allow = at.value.shape[1] > at.value.shape[3]  # batched: (N, U, K, Q)
+    fn = jax.vmap(lambda a: _sequential(a, _greedy_pick, jax.random.PRNGKey(0), allow))
+    return jax.jit(fn)(at)
+
+
+def random_policy(at: ActionTable, key, draws: int = 16):
+    """Uniform over legal actions; ``draws`` independent plays per episode, (N, draws, U)."""
+    allow = at.value.shape[1] > at.value.shape[3]
+    n = at.value.shape[0]
+    keys = jax.random.split(key, n * draws).reshape(n, draws, -1)
+    one = lambda a, k: _sequential(a, _random_pick, k, allow)  # noqa: E731
+    fn = jax.vmap(jax.vmap(one, (None, 0)), (0, 0))
+    return jax.jit(fn)(at, keys)
+
+
+def normalised_score(r, r_random, r_opt):
+    """``(R - R_random) / (R_opt - R_random)``: 0 is random, 1 is the exact optimum."""
+    return (r - r_random) / (r_opt - r_random)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16) -> dict:
+    """Mean return, violation rates and encoder usage of every baseline on a batch of episodes.
+
+    Returns ``{name: {"return": float, "normalised": float, "delay_violation_rate": float,
+    "energy_violation_rate": float, "encoder_share": [..K]} }`` and per-episode returns under
+    ``"_episode_returns"``.
+    """
+    n, u_count = at.value.shape[:2]
+    plays = {}
+    plays["optimum"] = optimum(at)
+    plays["greedy"] = greedy(at)
+    for k, name in enumerate(encoder_names):
+        plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)
+    rk, rq = random_policy(at, key, random_draws)
+    stats = {name: assignment_stats(at, jnp.asarray(e), jnp.asarray(q))
+             for name, (e, q) in plays.items()}
+    # Random: average over draws by flattening draws into the episode axis.
+    rep = jax.tree.map(lambda x: jnp.repeat(x, random_draws, axis=0), at)
+    stats["random"] = assignment_stats(rep, rk.reshape(n * random_draws, u_count),
+                                       rq.reshape(n * random_draws, u_count))
+    return summarise(stats, u_count)
+
+
+def summarise(stats: dict, num_users: int) -> dict:
+    r_rand = float(jnp.mean(stats["random"].episode_return))
+    r_opt = float(jnp.mean(stats["optimum"].episode_return))
+    out = {}
+    for name, s in stats.items():
+        r = float(jnp.mean(s.episode_return))
+        counts = np.asarray(jnp.sum(s.encoder_counts, axis=0), np.float64)
+        out[name] = {
+            "return": r,
+            "normalised": float(normalised_score(r, r_rand, r_opt)),
+            "delay_violation_rate": float(jnp.mean(s.delay_violations)) / num_users,
+            "energy_violation_rate": float(jnp.mean(s.energy_violations)) / num_users,
+            "encoder_share": (counts / max(counts.sum(), 1.0)).tolist(),
+        }
+    return out
+
+
+def format_report(report: dict, encoder_names) -> str:
+    head = f"{'policy':<18}{'return':>10}{'normalised':>12}{'delay viol':>12}{'energy viol':>12}"
+    head += "".join(f"{n:>10}" for n in encoder_names)
+    lines = [head, "-" * len(head)]
+    for name, r in report.items():
+        lines.append(
+            f"{name:<18}{r['return']:>10.3f}{r['normalised']:>12.3f}"
+            f"{r['delay_violation_rate']:>12.3f}{r['energy_violation_rate']:>12.3f}"
+            + "".join(f"{s:>10.2f}" for s in r["encoder_share"]))
+    return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""Task tables: the file format, its validating loader, and in-graph look-ups.
+
+A table file is an ``.npz`` archive (no pickles) holding
+
+=================  ============  ==========================================================
+key                shape         meaning
+=================  ============  ==========================================================
+``metadata``       ()            JSON text: format, version, task, encoders, DM/DO, dataset,
+                                 num_classes, chance_score, source, how it was made, command
+``snr_db``         (G,)          SNR grid in dB, strictly increasing
+``score``          (K, G)        task score per encoder on the grid (classification: mean
+                                 ``log p(true class)``; regeneration: mean CLIP similarity)
+``accuracy``       (K, G)        optional, classification accuracy on the grid
+``image_features`` (K, N, Dmax)  optional feature set: image features, zero-padded to Dmax
+``feature_dim``    (K,)          true width of each encoder's features
+``labels``         (N,)          class id of each image
+``text_features``  (K, C, Dmax)  class-prompt text features, zero-padded
+``logit_scale``    (K,)          CLIP's logit scale per encoder
+=================  ============  ==========================================================
+
+Scores between grid points are interpolated linearly; outside the grid the end values hold
+(the task score saturates at both ends of a wide grid, and the default grid spans -40..40 dB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+FORMAT = "semcom-table"
+VERSION = 1
+TASKS = ("classification", "regeneration")
+_FEATURE_KEYS = ("image_features", "feature_dim", "labels", "text_features", "logit_scale")
+
+
+class TableError(ValueError):
+    """A table file is missing, corrupt, truncated or inconsistent."""
+
+
+@struct.dataclass
+class FeatureSet:
+    """Real (or synthetic) CLIP features, so the env can corrupt a feature in-graph."""
+
+    image_features: jnp.ndarray  # (K, N, Dmax) float32, zero beyond feature_dim[k]
+    feature_dim: jnp.ndarray  # (K,) int32
+    labels: jnp.ndarray  # (N,) int32
+    text_features: jnp.ndarray  # (K, C, Dmax) float32, zero beyond feature_dim[k]
+    logit_scale: jnp.ndarray  # (K,) float32
+
+    @property
+    def num_images(self) -> int:
+        return self.labels.shape[0]
+
+
+@struct.dataclass
+class TaskTable:
+    """The arrays the env reads; a pytree, so it can be passed through jit and vmap."""
+
+    snr_db: jnp.ndarray  # (G,) float32, strictly increasing
+    score: jnp.ndarray  # (K, G) float32
+    chance_score: jnp.ndarray  # () float32, score of an unserved user
+    features: Optional[FeatureSet] = None
+
+    @property
+    def num_encoders(self) -> int:
+        return self.score.shape[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A loaded table: the in-graph arrays plus host-side metadata and optional accuracy."""
+
+    data: TaskTable
+    metadata: dict
+    accuracy: Optional[np.ndarray] = None  # (K, G)
+
+    @property
+    def encoders(self) -> list[str]:
+        return list(self.metadata["encoders"])
+
+    @property
+    def task(self) -> str:
+        return self.metadata["task"]
+
+
+# ----------------------------------------------------------------------------- in-graph look-ups
+
+
+def interp_score(table: TaskTable, encoder, snr_db) -> jnp.ndarray:
+    """Task score of ``encoder`` (int array) at ``snr_db`` (same shape), by linear interpolation."""
+    grid = table.snr_db
+    g = grid.shape[0]
+    idx = jnp.clip(jnp.searchsorted(grid, snr_db, side="right", ) - 1, 0, g - 2)
+    x0 = grid[idx]
+    x1 = grid[idx + 1]
+    w = jnp.clip((snr_db - x0) / (x1 - x0), 0.0, 1.0)
+    y0 = table.score[encoder, idx]
+    y1 = table.score[encoder, idx + 1]
+    return y0 + w * (y1 - y0)
+
+
+def interp_all_encoders(table: TaskTable, snr_db) -> jnp.ndarray:
+    """Scores of every encoder, shape ``(K,) + snr_db.shape``."""
+    ks = jnp.arange(table.num_encoders).reshape((-1,) + (1,) * jnp.ndim(snr_db))
+    return interp_score(table, ks, jnp.broadcast_to(snr_db, ks.shape[:1] + jnp.shape(snr_db)))
+
+
+def corrupt_feature(key, feature, feature_dim, sinr_linear):
+    """The SPEC's feature channel: ``f + n``, ``n ~ N(0, sigma^2 I)``, ``sigma^2 = mean(f^2)/SINR``.
+
+    ``feature`` is zero-padded beyond ``feature_dim``; the padding stays zero.
+    """
+    valid = jnp.arange(feature.shape[-1]) < feature_dim
+    mean_sq = jnp.sum(feature**2, axis=-1, keepdims=True) / feature_dim
+    sigma = jnp.sqrt(mean_sq / sinr_linear)
+    noise = jax.random.normal(key, feature.shape, feature.dtype) * sigma
+    return feature + jnp.where(valid, noise, 0.0)
+
+
+def zero_shot_log_probs(feature, text_features, logit_scale) -> jnp.ndarray:
+    """CLIP zero-shot classification: softmax over ``logit_scale * cos(feature, text_c)``."""
+    f = feature / jnp.linalg.norm(feature, axis=-1, keepdims=True)
+    t = text_features / jnp.linalg.norm(text_features, axis=-1, keepdims=True)
+    logits = logit_scale * jnp.einsum("...d,cd->...c", f, t)
+    return jax.nn.log_softmax(logits, axis=-1)
+
+
+def sampled_log_prob_true(key, features: FeatureSet, encoder, image_index, sinr_linear):
+    """``log p(true class)`` of one image's feature sent through the feature channel."""
+    f = features.image_features[encoder, image_index]
+    noisy = corrupt_feature(key, f, features.feature_dim[encoder], sinr_linear)
+    logp = zero_shot_log_probs(noisy, features.text_features[encoder], features.logit_scale[encoder])
+    return logp[features.labels[image_index]]
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def default_table_path() -> str:
+    return str(importlib.resources.files("semcom_jax") / "data" / "default_table.npz")
+
+
+def load_default_table() -> Table:
+    return load_table(default_table_path())
+
+
+def save_table(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict) -> None:
+    """Validates, then writes atomically (temp file in the same folder, then rename)."""
+    meta = dict(metadata)
+    meta.setdefault("format", FORMAT)
+    meta.setdefault("version", VERSION)
+    _validate(arrays, meta, str(path))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, metadata=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_table(path: str | os.PathLike) -> Table:
+    """Loads and validates a table file; raises :class:`TableError` naming what is wrong."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise TableError(f"table file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise TableError(f"table file {path!r} is corrupt or truncated: {e}") from None
+    if "metadata" not in arrays:
+        raise TableError(f"table file {path!r} has no 'metadata' entry")
+    try:
+        meta = json.loads(str(arrays.pop("metadata")))
+    except json.JSONDecodeError as e:
+        raise TableError(f"table file {path!r}: metadata is not valid JSON ({e})") from None
+    _validate(arrays, meta, path)
+    features = None
+    if "image_features" in arrays:
+        features = FeatureSet(
+            image_features=jnp.asarray(arrays["image_features"], jnp.float32),
+            feature_dim=jnp.asarray(arrays["feature_dim"], jnp.int32),
+            labels=jnp.asarray(arrays["labels"], jnp.int32),
+            text_features=jnp.asarray(arrays["text_features"], jnp.float32),
+            logit_scale=jnp.asarray(arrays["logit_scale"], jnp.float32),
+        )
+    data = TaskTable(
+        snr_db=jnp.asarray(arrays["snr_db"], jnp.float32),
+        score=jnp.asarray(arrays["score"], jnp.float32),
+        chance_score=jnp.asarray(meta["chance_score"], jnp.float32),
+        features=features,
+    )
+    acc = np.asarray(arrays["accuracy"], np.float32) if "accuracy" in arrays else None
+    return Table(data=data, metadata=meta, accuracy=acc)
+
+
+def _validate(arrays: dict[str, Any], meta: dict, path: str) -> None:
+    def fail(msg: str):
+        raise TableError(f"table {path!r}: {msg}")
+
+    if meta.get("format") != FORMAT:
+        fail(f"metadata 'format' must be {FORMAT!r}, got {meta.get('format')!r}")
+    if meta.get("version") != VERSION:
+        fail(f"unsupported version {meta.get('version')!r} (this package reads {VERSION})")
+    for key in ("task", "encoders", "chance_score", "source"):
+        if key not in meta:
+            fail(f"metadata lacks {key!r}")
+    if meta["task"] not in TASKS:
+        fail(f"metadata 'task' must be one of {TASKS}, got {meta['task']!r}")
+    encoders = meta["encoders"]
+    if not isinstance(encoders, list) or not encoders:
+        fail("metadata 'encoders' must be a non-empty list of names")
+    k = len(encoders)
+    if not np.isfinite(float(meta["chance_score"])):
+        fail("metadata 'chance_score' must be finite")
+    for key in ("snr_db", "score"):
+        if key not in arrays:
+            fail(f"missing array {key!r}")
+    snr = np.asarray(arrays["snr_db"])
+    if snr.ndim != 1 or snr.shape[0] < 2:
+        fail(f"'snr_db' must be 1-D with at least 2 points, got shape {snr.shape}")
+    if not np.all(np.isfinite(snr)):
+        fail("'snr_db' has non-finite values")
+    if not np.all(np.diff(snr) > 0):
+        fail("'snr_db' must be strictly increasing")
+    g = snr.shape[0]
+    for key in ("score", "accuracy"):
+        if key in arrays:
+            a = np.asarray(arrays[key])
+            if a.shape != (k, g):
+                fail(f"{key!r} has shape {a.shape}, expected (num_encoders={k}, grid={g})")
+            if not np.all(np.isfinite(a)):
+                fail(f"{key!r} has non-finite values")
+    if "accuracy" in arrays:
+        a = np.asarray(arrays["accuracy"])
+        if np.any(a < 0) or np.any(a > 1):
+            fail("'accuracy' must lie in [0, 1]")
+    for key in ("encoder_compute", "encoder_feature_bits"):
+        if key in meta and len(meta[key]) != k:
+            fail(f"metadata {key!r} has {len(meta[key])} entries for {k} encoders")
+    present = [key for key in _FEATURE_KEYS if key in arrays]
+    if present and len(present) != len(_FEATURE_KEYS):
+        missing = sorted(set(_FEATURE_KEYS) - set(present))
+        fail(f"feature set is incomplete: missing {missing}")
+    if present:
+        img = np.asarray(arrays["image_features"])
+        txt = np.asarray(arrays["text_features"])
+        dims = np.asarray(arrays["feature_dim"])
+        labels = np.asarray(arrays["labels"])
+        scale = np.asarray(arrays["logit_scale"])
+        if img.ndim != 3 or img.shape[0] != k:
+            fail(f"'image_features' has shape {img.shape}, expected ({k}, N, Dmax)")
+        n, dmax = img.shape[1], img.shape[2]
+        if labels.shape != (n,):
+            fail(f"'labels' has shape {labels.shape}, expected ({n},)")
+        if txt.ndim != 3 or txt.shape[0] != k or txt.shape[2] != dmax:
+            fail(f"'text_features' has shape {txt.shape}, expected ({k}, C, {dmax})")
+        c = txt.shape[1]
+        if dims.shape != (k,) or np.any(dims < 1) or np.any(dims > dmax):
+            fail(f"'feature_dim' must have shape ({k},) with values in [1, {dmax}]")
+        if scale.shape != (k,) or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            fail(f"'logit_scale' must have shape ({k},) with finite positive values")
+        if not np.issubdtype(labels.dtype, np.integer) or np.any(labels < 0) or np.any(labels >= c):
+            fail(f"'labels' must be integers in [0, {c})")
+        if not (np.all(np.isfinite(img)) and np.all(np.isfinite(txt))):
+            fail("feature arrays have non-finite values")
+        if np.any(np.linalg.norm(img.astype(np.float32), axis=-1) == 0):
+            fail("'image_features' has an all-zero feature vector")
+        if "num_classes" in meta and int(meta["num_classes"]) != c:
+            fail(f"metadata says {meta['num_classes']} classes, text features have {c}")

@@ -1,0 +1,80 @@
+"""Auto-reset for a single env and for a synchronised batch.
+
+Every episode lasts exactly ``U`` steps, so a batch of envs reset together stays in lock-step
+forever. :class:`VecEnv` exploits this: it keeps one *shared* episode clock (a scalar that stays
+unbatched even when the whole thing is ``vmap``-ed over seeds) and resets the batch under a
+``lax.cond`` on that clock, so fresh episodes are drawn once every ``U`` steps instead of at every
+step, as a generic per-env auto-reset (:class:`AutoResetEnv`) must do under ``vmap`` (there
+``lax.cond`` on a batched predicate turns into a select that evaluates both branches).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from semcom_jax.env import SemComEnv
+from semcom_jax.params import EnvParams
+from semcom_jax.types import EnvState, Observation
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class AutoResetEnv:
+    """Single-env auto-reset: when an episode ends, the returned obs/state start a new one.
+
+    Simple and composable with any ``vmap``, at the cost of drawing a reset every step."""
+
+    def __init__(self, env: SemComEnv):
+        self.env = env
+
+    def reset(self, key, params: EnvParams):
+        return self.env.reset(key, params)
+
+    def step(self, key, state: EnvState, action, params: EnvParams):
+        k_step, k_reset = jax.random.split(key)
+        obs, new_state, reward, done, info = self.env.step(k_step, state, action, params)
+        obs_r, state_r = self.env.reset(k_reset, params)
+        obs, new_state = _select(done, (obs_r, state_r), (obs, new_state))
+        return obs, new_state, reward, done, info
+
+
+@struct.dataclass
+class VecState:
+    env_state: EnvState  # batched over num_envs
+    clock: jnp.ndarray  # () int32, step within the current episode, shared by the batch
+
+
+class VecEnv:
+    """``num_envs`` environments in lock-step with auto-reset; observations are batched."""
+
+    def __init__(self, env: SemComEnv, num_envs: int):
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        self.env = env
+        self.num_envs = num_envs
+
+    def reset(self, key, params: EnvParams) -> tuple[Observation, VecState]:
+        keys = jax.random.split(key, self.num_envs)
+        obs, states = jax.vmap(self.env.reset, (0, None))(keys, params)
+        return obs, VecState(env_state=states, clock=jnp.zeros((), jnp.int32))
+
+    def step(self, key, vstate: VecState, actions, params: EnvParams):
+        """Returns ``(obs, vstate, reward (B,), done (B,), info)``; on the last step of an episode
+        ``obs``/``vstate`` already belong to the next episode (same-step auto-reset)."""
+        k_step, k_reset = jax.random.split(key)
+        keys = jax.random.split(k_step, self.num_envs)
+        obs, states, reward, done, info = jax.vmap(self.env.step, (0, 0, 0, None))(
+            keys, vstate.env_state, actions, params)
+        episode_over = vstate.clock + 1 >= self.env.num_users
+        obs, states = jax.lax.cond(
+            episode_over,
+            lambda: jax.vmap(self.env.reset, (0, None))(
+                jax.random.split(k_reset, self.num_envs), params),
+            lambda: (obs, states),
+        )
+        clock = jnp.where(episode_over, 0, vstate.clock + 1).astype(jnp.int32)
+        return obs, VecState(env_state=states, clock=clock), reward, done, info
