@@ -1,0 +1,1 @@
+"""Agents: shared networks, PPO (the paper's method); configuration in ``config``."""

@@ -1,0 +1,168 @@
+"""Training configuration: one frozen dataclass, validated on the host, to and from JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Mapping
+
+from semcom_jax.env import OBS_MODES, REWARDS, SCORES
+from semcom_jax.params import EnvParams
+
+ALGOS = ("ppo",)
+OBJECTIVES = ("clip", "kl")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    # --- environment (shapes and modes; physics in env_params) ---
+    num_users: int = 5
+    num_rbs: int = 10
+    obs_mode: str = "paper"
+    reward: str = "terminal"
+    score: str = "table"
+    table: str = ""  # path of a table file; "" is the embedded default
+    env_params: dict = dataclasses.field(default_factory=dict)  # EnvParams overrides
+    # --- algorithm ---
+    algo: str = "ppo"
+    objective: str = "clip"  # "clip" (PPO-clip) or "kl" (the paper's eq. 13, adaptive penalty)
+    num_envs: int = 1024
+    episodes_per_rollout: int = 2  # rollout length = episodes_per_rollout * num_users steps
+    total_env_steps: int = 2_000_000
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    lr: float = 3e-3
+    anneal_lr: bool = True
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    kl_target: float = 0.01
+    kl_coef_init: float = 1.0
+    hidden: tuple = (64, 64)
+    # --- run ---
+    num_seeds: int = 1
+    seed: int = 0
+    eval_episodes: int = 1024
+    eval_seed: int = 12345
+    chunk_updates: int = 10  # updates per compiled call: progress bar, metrics and checkpoints
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def num_steps(self) -> int:
+        return self.episodes_per_rollout * self.num_users
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_steps * self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_env_steps // self.steps_per_update)
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.steps_per_update // self.num_minibatches
+
+    def make_env_params(self) -> EnvParams:
+        return EnvParams.from_dict(self.env_params)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(fields)}")
+        kwargs = {}
+        defaults = cls()
+        for name, value in d.items():
+            ref = getattr(defaults, name)
+            if isinstance(ref, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(ref, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(ref, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                value = float(value) if ok else value
+            elif isinstance(ref, str):
+                ok = isinstance(value, str)
+            elif isinstance(ref, tuple):
+                ok = isinstance(value, (list, tuple)) and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value)
+                value = tuple(value) if ok else value
+            else:  # dict
+                ok = isinstance(value, dict)
+            if not ok:
+                raise ValueError(f"config key {name!r} must be of type {type(ref).__name__}, "
+                                 f"got {value!r}")
+            kwargs[name] = value
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str) -> "TrainConfig":
+        if not os.path.isfile(path):
+            raise ValueError(f"config file {path!r} does not exist")
+        with open(path) as fh:
+            text = fh.read()
+        if path.endswith((".yaml", ".yml")):
+            try:
+                import yaml
+            except ImportError:
+                raise ValueError("YAML config files need PyYAML: pip install pyyaml") from None
+            data = yaml.safe_load(text)
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"config file {path!r} is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path!r} must hold a mapping of keys to values")
+        return cls.from_dict(data)
+
+    def validate(self) -> "TrainConfig":
+        def need(cond, name, what):
+            if not cond:
+                raise ValueError(f"config key {name!r} {what}, got {getattr(self, name)!r}")
+
+        for name in ("num_users", "num_rbs", "num_envs", "episodes_per_rollout", "total_env_steps",
+                     "update_epochs", "num_minibatches", "num_seeds", "eval_episodes",
+                     "chunk_updates"):
+            need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
+        need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
+        need(self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
+        need(self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")
+        need(self.score in SCORES, "score", f"must be one of {tuple(SCORES)}")
+        for name in ("lr", "clip_eps", "max_grad_norm", "kl_target", "kl_coef_init"):
+            v = getattr(self, name)
+            need(math.isfinite(v) and v > 0, name, "must be finite and > 0")
+        for name in ("ent_coef", "vf_coef"):
+            v = getattr(self, name)
+            need(math.isfinite(v) and v >= 0, name, "must be finite and >= 0")
+        for name in ("gamma", "gae_lambda"):
+            v = getattr(self, name)
+            need(0.0 <= v <= 1.0, name, "must lie in [0, 1]")
+        need(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
+             "must list at least one positive layer width")
+        need(self.steps_per_update % self.num_minibatches == 0, "num_minibatches",
+             f"must divide the rollout size num_envs * rollout steps = {self.steps_per_update}")
+        need(self.total_env_steps >= self.steps_per_update, "total_env_steps",
+             f"must be at least one update's {self.steps_per_update} env steps")
+        if self.table:
+            need(os.path.isfile(self.table), "table", "must name an existing table file")
+        self.make_env_params()  # raises naming a bad physical parameter
+        return self

@@ -1,0 +1,156 @@
+"""The ``semcom-jax`` command: ``train``, ``eval RUN``, ``plot RUN``, ``baselines``, ``tables``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+# Flags on the command line that map onto TrainConfig keys.
+_TRAIN_FLAGS = {
+    "users": "num_users", "rbs": "num_rbs", "obs": "obs_mode", "reward": "reward",
+    "score": "score", "table": "table", "algo": "algo", "objective": "objective",
+    "num_envs": "num_envs", "total_steps": "total_env_steps", "seeds": "num_seeds",
+    "seed": "seed", "lr": "lr", "chunk_updates": "chunk_updates",
+    "eval_episodes": "eval_episodes",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semcom-jax", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train an agent (the main job); defaults from SPEC")
+    t.add_argument("--config", help="JSON or YAML file of TrainConfig keys (flags override it)")
+    t.add_argument("--out", help="run folder (default runs/<algo>-U<U>-Q<Q>-<obs>-<time>)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
+    t.add_argument("--users", type=int)
+    t.add_argument("--rbs", type=int)
+    t.add_argument("--obs", choices=("paper", "full"))
+    t.add_argument("--reward", choices=("terminal", "dense"))
+    t.add_argument("--score", choices=("table", "features"))
+    t.add_argument("--table", help="table file (default: the embedded synthetic table)")
+    t.add_argument("--algo", choices=("ppo",))
+    t.add_argument("--objective", choices=("clip", "kl"))
+    t.add_argument("--num-envs", type=int)
+    t.add_argument("--total-steps", type=int)
+    t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--chunk-updates", type=int)
+    t.add_argument("--eval-episodes", type=int)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="any other config key, e.g. --set ent_coef=0.003 "
+                        "--set 'env_params={\"tx_power_w\": 0.5}'")
+    t.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a run's last checkpoint against the baselines")
+    e.add_argument("run")
+    pl = sub.add_parser("plot", help="(re)draw a run's plots")
+    pl.add_argument("run")
+
+    b = sub.add_parser("baselines", help="baselines and exact optimum on held-out episodes")
+    b.add_argument("--users", type=int, default=5)
+    b.add_argument("--rbs", type=int, default=10)
+    b.add_argument("--episodes", type=int, default=1024)
+    b.add_argument("--seed", type=int, default=12345)
+    b.add_argument("--table")
+
+    tb = sub.add_parser("tables", help="build task tables")
+    tsub = tb.add_subparsers(dest="kind", required=True)
+    syn = tsub.add_parser("synthetic", help="the calibrated synthetic table (the embedded default)")
+    syn.add_argument("--out", required=True)
+    syn.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _train_config(args):
+    from semcom_jax.agents.config import TrainConfig
+
+    data = {}
+    if args.config:
+        data.update(TrainConfig.from_file(args.config).to_dict())
+    for flag, key in _TRAIN_FLAGS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            data[key] = v
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            data[k] = json.loads(v)
+        except json.JSONDecodeError:
+            data[k] = v
+    return TrainConfig.from_dict(data)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as e:  # bad input: a clear message, not a traceback
+        print(f"semcom-jax: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.cmd == "train":
+        from semcom_jax import runs
+
+        if args.resume:
+            run_dir = args.resume
+            summary = runs.train(None, run_dir, resume=True, progress=not args.no_progress)
+        else:
+            cfg = _train_config(args)
+            run_dir = args.out or os.path.join(
+                "runs", f"{cfg.algo}-U{cfg.num_users}-Q{cfg.num_rbs}-{cfg.obs_mode}-"
+                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+            summary = runs.train(cfg, run_dir, progress=not args.no_progress)
+        print(json.dumps({k: summary[k] for k in ("env_steps", "wall_time_s",
+                                                  "final_eval_normalised",
+                                                  "wall_time_to_0.9_s")}, indent=2))
+        print(f"results: {os.path.abspath(run_dir)} (metrics.csv, summary.json)")
+        print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots', 'learning_curve.png')}")
+        return 0
+    if args.cmd == "eval":
+        from semcom_jax import runs, solvers
+
+        out = runs.evaluate_run(args.run)
+        print(f"run {args.run}, update {out['update']}, held-out episodes:")
+        print(solvers.format_report(out["report"], out["encoders"]))
+        return 0
+    if args.cmd == "plot":
+        from semcom_jax.plots import plot_run
+
+        for p in plot_run(args.run):
+            print(p)
+        return 0
+    if args.cmd == "baselines":
+        import jax
+
+        from semcom_jax import solvers
+        from semcom_jax.env import SemComEnv
+        from semcom_jax.tables import load_table
+
+        env = SemComEnv(args.users, args.rbs, table=load_table(args.table) if args.table else None)
+        p = env.default_params
+        at = solvers.batched_action_tables(
+            env.sample_instances(jax.random.PRNGKey(args.seed), args.episodes, p), p, env.table.data)
+        rep = solvers.baseline_report(at, jax.random.PRNGKey(args.seed + 1), env.encoder_names)
+        print(f"U={args.users} Q={args.rbs}, {args.episodes} episodes, table: "
+              f"{env.table.metadata['source']} ({env.table.metadata.get('dataset', '')})")
+        print(solvers.format_report(rep, env.encoder_names))
+        return 0
+    if args.cmd == "tables":
+        from semcom_jax.builders import synthetic
+
+        synthetic.main(["--out", args.out, "--seed", str(args.seed)])
+        return 0
+    raise AssertionError(args.cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

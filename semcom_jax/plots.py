@@ -1,0 +1,92 @@
+"""Plots of a run folder: learning curve with a band over seeds and the baselines, encoder
+usage, violation rates. Written as PNG files under ``RUN/plots/``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def _series(rows, key):
+    """(x env steps, per-seed matrix) of a metric, skipping rows where it is missing."""
+    rows = [r for r in rows if r.get(key) is not None]
+    updates = sorted({r["update"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    by = {(r["update"], r["seed"]): r[key] for r in rows}
+    steps = {r["update"]: r["env_steps"] for r in rows}
+    mat = np.array([[by.get((u, s), np.nan) for s in seeds] for u in updates], dtype=float)
+    return np.array([steps[u] for u in updates], dtype=float), mat
+
+
+def plot_run(run_dir: str) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semcom_jax.runs import read_metrics
+
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise ValueError(f"run {run_dir!r} has no metrics yet")
+    with open(os.path.join(run_dir, "baselines.json")) as fh:
+        baselines = json.load(fh)
+    out_dir = os.path.join(run_dir, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, base_key, title in (
+            (axes[0], "eval_return", "return", "held-out expected return (greedy policy)"),
+            (axes[1], "eval_normalised", "normalised", "normalised score (0 random, 1 optimum)")):
+        x, m = _series(rows, key)
+        mean = np.nanmean(m, axis=1)
+        ax.plot(x, mean, color="C0", label=f"policy (mean of {m.shape[1]} seeds)")
+        if m.shape[1] > 1:
+            ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0", alpha=0.25,
+                            label="min-max over seeds")
+        for name, style in (("optimum", "k--"), ("greedy", "g:"), ("random", "r-.")):
+            ax.axhline(baselines[name][base_key], linestyle=style[1:], color=style[0], label=name)
+        ax.set_xlabel("env steps")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, "learning_curve.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    share_keys = [k for k in rows[0] if k.startswith("share ")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, k in enumerate(share_keys):
+        x, m = _series(rows, k)
+        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=k[len("share "):])
+        ax.axhline(baselines["optimum"]["encoder_share"][i], color=f"C{i}", linestyle=":",
+                   alpha=0.7)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("share of served users (training)")
+    ax.set_title("encoder usage (dotted: exact optimum)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, "encoder_usage.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (k, base) in enumerate((("delay_violation_rate", "delay_violation_rate"),
+                                   ("energy_violation_rate", "energy_violation_rate"))):
+        x, m = _series(rows, k)
+        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=k.replace("_", " "))
+        ax.axhline(baselines["optimum"][base], color=f"C{i}", linestyle=":", alpha=0.7)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("fraction of users (training)")
+    ax.set_title("constraint violations (dotted: exact optimum)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(os.path.join(out_dir, "violations.png"))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
