@@ -21,7 +21,9 @@ from it): ``(log10 I_q + 4.5) / 4.5`` (Q), RB availability ``nu`` (Q), user posi
 fading-free SINR per RB in dB / 30 (Q). Mode ``full`` adds the rest of the state: ``log10`` fading,
 image size, user CPU frequency and cycles per bit of every user (4U, ranges mapped to [-1, 1]),
 ``f^B, w^B`` (2), and for the current user its exact SINR per RB in dB / 30 (Q) and its image
-size, CPU frequency and cycles (3).
+size, CPU frequency and cycles (3). ``rb_features`` (Q, 3) repeats, per RB, what a
+permutation-equivariant policy needs: the interference and availability of the RB and the current
+user's SINR on it (fading-free in ``paper`` mode, exact in ``full`` mode).
 
 **Reward.** Eq. (11), see :mod:`semcom_jax.reward`: ``terminal`` (the paper) or ``dense``.
 Task scores come from the table (``score="table"``, expected score) or from sending the user's
@@ -35,7 +37,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from semcom_jax import link
+from semcom_jax import channel, link
 from semcom_jax.generator import UniformGenerator
 from semcom_jax.params import EnvParams, validate_params, validate_sizes
 from semcom_jax.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
@@ -168,6 +170,7 @@ class SemComEnv:
 
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
         return Observation(features=self._features(state, params),
+                           rb_features=self._rb_features(state, params),
                            action_mask=self.action_mask(state))
 
     def action_mask(self, state: EnvState) -> jnp.ndarray:
@@ -192,13 +195,26 @@ class SemComEnv:
     def _blank_state(self) -> EnvState:
         return self._initial_state(self.generator(jax.random.PRNGKey(0), self.default_params))
 
+    def _sinr_db(self, state: EnvState, params: EnvParams, exact: bool) -> jnp.ndarray:
+        """(Q,) SINR in dB of the user being decided, exact or fading-free (fading ``= 1``)."""
+        inst = state.instance
+        u = jnp.minimum(state.step, self.num_users - 1)
+        rbs = jnp.arange(self.num_rbs)
+        if exact:
+            return channel.to_db(link.user_sinr(inst, params, u, rbs))
+        return channel.to_db(link.user_sinr(inst.replace(fading=jnp.ones_like(inst.fading)),
+                                            params, u, rbs))
+
+    def _rb_features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
+        """(Q, 3): interference, in use, SINR of the current user (exact only in ``full``)."""
+        sinr_db = self._sinr_db(state, params, exact=self.obs_mode == "full")
+        return jnp.stack([(jnp.log10(state.instance.interference_w) + 4.5) / 4.5,
+                          state.rb_used.astype(jnp.float32), sinr_db / 30.0], axis=-1)
+
     def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
         inst = state.instance
         u = jnp.minimum(state.step, self.num_users - 1)
         radius = params.cell_radius_m
-        noise_w = params.rb_bandwidth_hz * params.noise_psd_w_per_hz
-        mean_sinr = (params.tx_power_w * inst.distance_m[u] ** (-params.pathloss_exp)
-                     / (inst.interference_w + noise_w))
         parts = [
             (jnp.log10(inst.interference_w) + 4.5) / 4.5,
             state.rb_used.astype(jnp.float32),
@@ -206,20 +222,19 @@ class SemComEnv:
             jax.nn.one_hot(state.step, self.num_users, dtype=jnp.float32),
             inst.user_xy_m[u] / radius,
             (inst.distance_m[u] / radius)[None],
-            10.0 * jnp.log10(mean_sinr) / 30.0,
+            self._sinr_db(state, params, exact=False) / 30.0,
         ]
         if self.obs_mode == "full":
             img = _unit_range(inst.image_bits, params.image_bits_lo, params.image_bits_hi)
             fu = _unit_range(inst.user_freq_hz, params.user_freq_lo_hz, params.user_freq_hi_hz)
             wu = _unit_range(inst.user_cycles_per_bit, params.user_cycles_lo_per_bit,
                              params.user_cycles_hi_per_bit)
-            exact_sinr = link.user_sinr(inst, params, u, jnp.arange(self.num_rbs))
             parts += [
                 jnp.log10(inst.fading), img, fu, wu,
                 _unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz)[None],
                 _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
                             params.bs_cycles_hi_per_bit)[None],
-                10.0 * jnp.log10(exact_sinr) / 30.0,
+                self._sinr_db(state, params, exact=True) / 30.0,
                 jnp.stack([img[u], fu[u], wu[u]]),
             ]
         return jnp.concatenate(parts).astype(jnp.float32)

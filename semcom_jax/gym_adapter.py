@@ -1,6 +1,7 @@
 """Gymnasium adapters (needs the ``gym`` extra): a single env and a lock-step vector env.
 
-Observations are ``{"features": float32 (F,), "action_mask": int8 (A,)}``; the mask is also
+Observations are ``{"features": float32 (F,), "rb_features": float32 (Q, 3),
+"action_mask": int8 (A,)}``; the mask is also
 available as ``env.action_masks()`` for libraries that ask for it (e.g. sb3-contrib's MaskablePPO).
 Invalid actions follow the JAX env (the user is left unserved and ``info["invalid_action"]`` is
 True) unless ``strict=True``, which raises ``ValueError`` instead.
@@ -27,6 +28,7 @@ def _spaces(env: SemComEnv):
         # Every feature is a log10 / dB of a float32 quantity scaled down, or a ratio <= 1:
         # |x| < 100 holds for any finite float32 state.
         "features": spaces.Box(-100.0, 100.0, (env.observation_size,), np.float32),
+        "rb_features": spaces.Box(-100.0, 100.0, (env.num_rbs, 3), np.float32),
         "action_mask": spaces.MultiBinary(env.num_actions),
     })
     return obs, spaces.Discrete(env.num_actions)
@@ -34,6 +36,7 @@ def _spaces(env: SemComEnv):
 
 def _to_numpy(obs) -> dict:
     return {"features": np.asarray(obs.features, np.float32),
+            "rb_features": np.asarray(obs.rb_features, np.float32),
             "action_mask": np.asarray(obs.action_mask, np.int8)}
 
 

@@ -39,4 +39,5 @@ class Observation:
     """What the agent sees. ``action_mask`` is True for legal actions."""
 
     features: jnp.ndarray  # (F,) float32, normalised state features (see env docstring)
+    rb_features: jnp.ndarray  # (Q, 3) float32, per RB: interference, in use, SINR of this user
     action_mask: jnp.ndarray  # (A,) bool

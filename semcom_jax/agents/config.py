@@ -13,6 +13,7 @@ from semcom_jax.params import EnvParams
 
 ALGOS = ("ppo",)
 OBJECTIVES = ("clip", "kl")
+NETWORKS = ("per_rb", "mlp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +31,7 @@ class TrainConfig:
     objective: str = "clip"  # "clip" (PPO-clip) or "kl" (the paper's eq. 13, adaptive penalty)
     num_envs: int = 1024
     episodes_per_rollout: int = 2  # rollout length = episodes_per_rollout * num_users steps
-    total_env_steps: int = 2_000_000
+    total_env_steps: int = 3_000_000
     update_epochs: int = 4
     num_minibatches: int = 4
     lr: float = 3e-3
@@ -43,7 +44,9 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     kl_target: float = 0.01
     kl_coef_init: float = 1.0
+    network: str = "per_rb"  # "per_rb" (action head shared across RBs) or "mlp" (flat)
     hidden: tuple = (64, 64)
+    rb_hidden: int = 32  # width of the per-RB head ("per_rb" only)
     # --- run ---
     num_seeds: int = 1
     seed: int = 0
@@ -143,6 +146,8 @@ class TrainConfig:
                      "chunk_updates"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
+        need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
+        need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
         need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
         need(self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
         need(self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")

@@ -43,7 +43,7 @@ class Evaluator:
 
             def step(carry, _):
                 obs, state = carry
-                logits = logits_fn(params, obs.features[None])[0]
+                logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
                 a = jnp.argmax(nets.mask_logits(logits, obs.action_mask)).astype(jnp.int32)
                 obs, state, *_ = env.step(jax.random.PRNGKey(0), state, a, p)
                 return (obs, state), None

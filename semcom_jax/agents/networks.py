@@ -49,13 +49,59 @@ class MLP(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs on the observation features; logits over all A actions."""
+    """Separate actor and critic MLPs on the flat features (``rb_features`` is ignored)."""
 
     num_actions: int
     hidden: Sequence[int] = (64, 64)
 
     @nn.compact
-    def __call__(self, features):
+    def __call__(self, features, rb_features=None):
         logits = MLP(self.hidden, self.num_actions, out_scale=0.01, name="actor")(features)
         value = MLP(self.hidden, 1, out_scale=1.0, name="critic")(features)
         return logits, value[..., 0]
+
+
+class PerRBActorCritic(nn.Module):
+    """Actor-critic whose action head is shared across RBs (permutation-equivariant over RBs).
+
+    A torso embeds the global features into ``g``. Each RB ``q`` gets
+    ``h_q = tanh(W_rb x_q + W_g g)`` from its own features ``x_q`` (``rb_features``) and ``g``,
+    one more shared layer, and ``K`` logits, one per encoder: action ``k * Q + q``. Splitting the
+    first layer into ``W_rb x_q + W_g g`` computes the ``g`` part once per env, not once per RB.
+    The "no RB" logit (when ``U > Q``) and the value come from ``g``. The same weights serve any
+    number of RBs, so what is learnt about one RB transfers to all.
+    """
+
+    num_encoders: int
+    num_rbs: int
+    has_no_rb: bool
+    hidden: Sequence[int] = (64, 64)
+    rb_hidden: int = 32
+
+    @nn.compact
+    def __call__(self, features, rb_features):
+        g = features
+        for h in self.hidden:
+            g = nn.tanh(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(g))
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(g)[..., 0]
+        init = nn.initializers.orthogonal(np.sqrt(2))
+        h_rb = nn.Dense(self.rb_hidden, kernel_init=init, name="rb_in")(rb_features)
+        h_g = nn.Dense(self.rb_hidden, kernel_init=init, use_bias=False, name="g_in")(g)
+        h_q = nn.tanh(h_rb + h_g[..., None, :])
+        h_q = nn.tanh(nn.Dense(self.rb_hidden, kernel_init=init, name="rb_hidden")(h_q))
+        per_rb = nn.Dense(self.num_encoders, kernel_init=nn.initializers.orthogonal(0.01),
+                          name="rb_out")(h_q)  # (..., Q, K)
+        logits = jnp.swapaxes(per_rb, -1, -2).reshape(per_rb.shape[:-2] + (-1,))
+        if self.has_no_rb:
+            no_rb = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01), name="no_rb")(g)
+            logits = jnp.concatenate([logits, no_rb], axis=-1)
+        return logits, value
+
+
+def make_network(kind: str, env, hidden, rb_hidden: int):
+    if kind == "mlp":
+        return ActorCritic(env.num_actions, tuple(hidden))
+    if kind == "per_rb":
+        return PerRBActorCritic(env.num_encoders, env.num_rbs, env.has_no_rb, tuple(hidden),
+                                rb_hidden)
+    raise ValueError(f"network must be 'mlp' or 'per_rb', got {kind!r}")

@@ -40,6 +40,7 @@ class RunnerState:
 @struct.dataclass
 class Transition:
     features: jnp.ndarray  # (B, F)
+    rb_features: jnp.ndarray  # (B, Q, 3)
     mask: jnp.ndarray  # (B, A)
     action: jnp.ndarray  # (B,)
     log_prob: jnp.ndarray  # (B,)
@@ -71,7 +72,7 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
              kl_coef):
     """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
-    logits, value = apply_fn(params, batch.features)
+    logits, value = apply_fn(params, batch.features, batch.rb_features)
     logp_all = nets.masked_log_probs(logits, batch.mask)
     logp = jnp.take_along_axis(logp_all, batch.action[:, None], axis=-1)[:, 0]
     log_ratio = logp - batch.log_prob
@@ -104,7 +105,7 @@ class PPO:
         self.env = env
         self.env_params = env_params
         self.venv = VecEnv(env, config.num_envs)
-        self.network = nets.ActorCritic(env.num_actions, tuple(config.hidden))
+        self.network = nets.make_network(config.network, env, config.hidden, config.rb_hidden)
         total_grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
         lr = (optax.linear_schedule(config.lr, 0.0, total_grad_steps) if config.anneal_lr
               else config.lr)
@@ -115,15 +116,16 @@ class PPO:
 
     def init(self, key: jax.Array) -> RunnerState:
         k_net, k_env, k_run = jax.random.split(key, 3)
-        params = self.network.init(k_net, jnp.zeros((1, self.env.observation_size)))
+        params = self.network.init(k_net, jnp.zeros((1, self.env.observation_size)),
+                                   jnp.zeros((1, self.env.num_rbs, 3)))
         obs, vstate = self.venv.reset(k_env, self.env_params)
         return RunnerState(params=params, opt_state=self.optimizer.init(params), vstate=vstate,
                            obs=obs, key=k_run,
                            kl_coef=jnp.float32(self.config.kl_coef_init),
                            update=jnp.zeros((), jnp.int32))
 
-    def policy_logits(self, params, features):
-        return self.network.apply(params, features)[0]
+    def policy_logits(self, params, obs: Observation):
+        return self.network.apply(params, obs.features, obs.rb_features)[0]
 
     # ------------------------------------------------------------------ one update
 
@@ -133,12 +135,12 @@ class PPO:
         def step(carry, _):
             obs, vstate, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            logits, value = self.network.apply(state.params, obs.features)
+            logits, value = self.network.apply(state.params, obs.features, obs.rb_features)
             logp_all = nets.masked_log_probs(logits, obs.action_mask)
             action = nets.sample(k_act, logp_all)
             logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
             obs2, vstate, reward, done, info = self.venv.step(k_env, vstate, action, self.env_params)
-            tr = Transition(obs.features, obs.action_mask, action, logp, value, reward, done,
+            tr = Transition(obs.features, obs.rb_features, obs.action_mask, action, logp, value, reward, done,
                             info["delay_violation"], info["energy_violation"], info["encoder"])
             return (obs2, vstate, key), tr
 
@@ -149,7 +151,7 @@ class PPO:
     def update(self, state: RunnerState, _=None):
         cfg = self.config
         obs, vstate, key, traj = self._rollout(state)
-        _, last_value = self.network.apply(state.params, obs.features)
+        _, last_value = self.network.apply(state.params, obs.features, obs.rb_features)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
         flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (traj, adv, targets))

@@ -1,0 +1,108 @@
+"""Env steps per second of the whole PPO training loop (collection and learning), over num_envs.
+
+    python benchmarks/train_throughput.py            # default grid
+    python benchmarks/train_throughput.py --quick
+
+Also reports XLA's cost analysis (FLOPs per env step of one update) against the FLOP/s this
+machine reaches on a plain float32 matmul, to tell whether the policy network bounds the loop.
+Writes ``benchmarks/results/train_throughput.csv`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import best_time, machine, write_csv  # noqa: E402
+
+from semcom_jax.agents.config import TrainConfig  # noqa: E402
+from semcom_jax.agents.ppo import PPO  # noqa: E402
+from semcom_jax.env import SemComEnv  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def matmul_flops_per_s(n=1024, repeats=5) -> float:
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(f(a))
+    return 2 * n**3 / best_time(lambda: jax.block_until_ready(f(a)), repeats)
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def measure(config: TrainConfig, updates: int, repeats: int):
+    env = SemComEnv(config.num_users, config.num_rbs, obs_mode=config.obs_mode,
+                    reward=config.reward)
+    trainer = PPO(config, env, env.default_params)
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    run = jax.jit(lambda s: trainer.run(s, updates))
+    t0 = time.perf_counter()
+    compiled = run.lower(state).compile()
+    compile_s = time.perf_counter() - t0
+    one = jax.jit(trainer.update).lower(state).compile()
+    flops_per_step = _flops(one) / config.steps_per_update
+    jax.block_until_ready(compiled(state))
+    t = best_time(lambda: jax.block_until_ready(compiled(state)), repeats)
+    return updates * config.steps_per_update / t, flops_per_step, compile_s
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024, 2048, 4096])
+    ap.add_argument("--target-env-steps", type=float, default=2e6)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--obs", default="paper", choices=("paper", "full"))
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "train_throughput"))
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.num_envs, a.target_env_steps, a.repeats = [256, 2048], 5e5, 1
+    peak = matmul_flops_per_s()
+    print(f"machine: {machine()}")
+    print(f"float32 1024x1024 matmul: {peak / 1e9:.1f} GFLOP/s")
+    hdr = (f"{'num_envs':>9}{'env steps/s':>14}{'kFLOP/step':>12}{'GFLOP/s':>10}"
+           f"{'% of matmul':>13}{'compile s':>11}")
+    print(hdr + "\n" + "-" * len(hdr))
+    rows = []
+    for n in a.num_envs:
+        cfg = TrainConfig(num_envs=n, obs_mode=a.obs,
+                          num_minibatches=4 if n >= 64 else 1)
+        updates = max(2, int(a.target_env_steps // cfg.steps_per_update))
+        sps, fps, comp = measure(cfg, updates, a.repeats)
+        gflops = sps * fps / 1e9
+        print(f"{n:>9}{sps:>14.3e}{fps / 1e3:>12.1f}{gflops:>10.1f}{100 * gflops * 1e9 / peak:>12.1f}%"
+              f"{comp:>11.2f}")
+        rows.append({"num_envs": n, "obs_mode": a.obs, "env_steps_per_s": sps,
+                     "flops_per_env_step": fps, "achieved_gflops": gflops,
+                     "matmul_gflops": peak / 1e9, "compile_s": comp,
+                     "hidden": "x".join(map(str, cfg.hidden)), "update_epochs": cfg.update_epochs,
+                     "num_minibatches": cfg.num_minibatches, "machine": machine()})
+        write_csv(a.out + ".csv", rows)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.loglog([r["num_envs"] for r in rows], [r["env_steps_per_s"] for r in rows], "o-")
+    ax.set_xlabel("parallel environments")
+    ax.set_ylabel("training env steps / s (PPO, collect + learn)")
+    ax.set_title(f"PPO training throughput, U=5, Q=10, obs={a.obs}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(a.out + ".png", dpi=120)
+    print(f"wrote {a.out}.csv and {a.out}.png")
+
+
+if __name__ == "__main__":
+    main()
