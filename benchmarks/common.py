@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import os
 import platform
-import tempfile
 import time
 
 import jax
+
+from semcom_jax.atomic import atomic_open
 
 
 def machine() -> str:
@@ -29,12 +30,7 @@ def best_time(fn, repeats: int) -> float:
 def write_csv(path: str, rows: list[dict]) -> None:
     if not rows:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fields = list(rows[0].keys())
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
+    with atomic_open(path, "w") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

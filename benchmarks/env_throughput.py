@@ -90,7 +90,9 @@ def main(argv=None):
     ap.add_argument("--max-work", type=float, default=2e10,
                     help="skip points where one episode writes more observation floats than this")
     ap.add_argument("--numpy-max-work", type=float, default=2e9)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--numpy-target-env-steps", type=float, default=2**18,
+                    help="env steps per timed numpy call (at least one episode)")
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="U=5 and 50, num_envs 64 and 4096")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "env_throughput"))
     a = ap.parse_args(argv)
@@ -114,7 +116,7 @@ def main(argv=None):
             js, compile_s = bench_jax(u, q, n, steps, a.repeats)
             ns = float("nan")
             if episode_work <= a.numpy_max_work:
-                np_episodes = max(1, min(episodes, int(a.numpy_max_work // max(episode_work, 1)) // 4))
+                np_episodes = max(1, int(a.numpy_target_env_steps // (n * u)))
                 ns = bench_numpy(u, q, n, np_episodes * u, a.repeats)
             ratio = js / ns
             print(f"{u:>5}{q:>6}{n:>10}{js:>15.3e}{ns:>15.3e}{ratio:>8.1f}{compile_s:>11.2f}")

@@ -64,7 +64,7 @@ class NumpyVecEnv:
         served = ~self.used[rows, rb]
         gain = self.fading[:, u] * self.dist[:, u] ** (-p.pathloss_exp)
         sinr = p.tx_power_w * gain / (self.interf[rows, rb] + p.rb_bandwidth_hz * p.noise_psd_w_per_hz)
-        rate = p.rb_bandwidth_hz * np.log2(1.0 + sinr)
+        rate = p.rb_bandwidth_hz * np.log1p(sinr) / np.log(2.0)
         lt = self.bits[k] / rate
         delay = (self.wb * self.img[:, u] * self.compute[k] / self.fb + lt
                  + self.wu[:, u] * self.bits[k] * p.decoder_size / self.fu[:, u])

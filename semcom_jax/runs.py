@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from typing import Optional
 
@@ -24,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from semcom_jax.agents.config import TrainConfig
+from semcom_jax.atomic import atomic_write
 from semcom_jax.agents.evaluate import Evaluator
 from semcom_jax.agents.ppo import PPO, seed_axes
 from semcom_jax.env import SemComEnv
@@ -33,21 +33,6 @@ CONFIG = "config.json"
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -181,8 +166,11 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
     exp = Experiment(config)
     ev = exp.evaluator
     atomic_write(os.path.join(run_dir, "baselines.json"), json.dumps(ev.baselines, indent=2))
+    # Synchronous saves: a chunk's checkpoint is complete before the next chunk starts (an
+    # asynchronous finalisation failed once here, racing the next save).
     mngr = ocp.CheckpointManager(os.path.join(run_dir, "checkpoints"),
-                                 options=ocp.CheckpointManagerOptions(max_to_keep=2))
+                                 options=ocp.CheckpointManagerOptions(
+                                     max_to_keep=2, enable_async_checkpointing=False))
     state = exp.init_state()
     done_updates = 0
     rows: list[dict] = []
@@ -247,7 +235,7 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
     for u in sorted({r["update"] for r in evals}):
         vals = [r["eval_normalised"] for r in evals if r["update"] == u]
         if np.mean(vals) >= 0.9:
-            first_09 = min(r for r in evals if r["update"] == u)
+            first_09 = next(r for r in evals if r["update"] == u)
             break
     summary = {
         "updates": last_update,

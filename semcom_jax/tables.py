@@ -28,7 +28,6 @@ import dataclasses
 import importlib.resources
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any, Optional
 
@@ -36,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from semcom_jax.atomic import atomic_open
 
 FORMAT = "semcom-table"
 VERSION = 1
@@ -160,19 +161,8 @@ def save_table(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata:
     meta.setdefault("format", FORMAT)
     meta.setdefault("version", VERSION)
     _validate(arrays, meta, str(path))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, metadata=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, metadata=np.array(json.dumps(meta)), **arrays)
 
 
 def load_table(path: str | os.PathLike) -> Table:

@@ -154,3 +154,19 @@ def test_bad_config_is_refused_with_its_name(tmp_path, capsys, args, message):
     assert cli(["train", "--out", str(tmp_path / "r"), "--no-progress"] + args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_summary_finds_the_first_update_reaching_0_9(tmp_path):
+    class Ev:
+        baselines = {"random": {"return": -2.0, "normalised": 0.0},
+                     "optimum": {"return": -1.0, "normalised": 1.0}}
+
+    cfg = TrainConfig(**TINY)
+    rows = [{"update": u, "seed": s, "env_steps": u * 10, "wall_time_s": float(u),
+             "eval_return": -1.2, "eval_normalised": v, "train_return": 0.0}
+            for u, vals in ((1, (0.5, 0.6)), (2, (0.95, 0.86)), (3, (0.92, 0.93)))
+            for s, v in enumerate(vals)]
+    s = runs.summarise(str(tmp_path), cfg, rows, Ev())
+    # seed means: 0.55, 0.905, 0.925 -> first reached at update 2
+    assert s["env_steps_to_0.9"] == 20 and s["wall_time_to_0.9_s"] == 2.0
+    assert s["final_eval_normalised"] == (0.92 + 0.93) / 2

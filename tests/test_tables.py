@@ -129,3 +129,16 @@ def test_missing_corrupt_and_truncated_files(tmp_path, small):
             np.save(fh, arrays["snr_db"])
     with pytest.raises(TableError, match="metadata"):
         load_table(tmp_path / "nometa.npz")
+
+
+def test_synthetic_builder_writes_a_valid_calibrated_table(tmp_path):
+    from semcom_jax.builders import synthetic
+
+    out = tmp_path / "syn.npz"
+    meta = synthetic.build(str(out), seed=3, images_per_class=20, noise_draws=1,
+                           snr_lo_db=-20.0, snr_hi_db=20.0, snr_step_db=10.0)
+    t = load_table(out)
+    assert t.metadata["source"] == "synthetic" and t.data.score.shape == (3, 5)
+    for measured, target in zip(meta["measured_clean_accuracy"], meta["target_clean_accuracy"]):
+        assert abs(measured - target) <= 0.011  # 200 images: 0.5% steps, plus fp16 rounding
+    assert np.all(np.diff(t.accuracy, axis=1) >= -0.05)  # accuracy grows with SNR
