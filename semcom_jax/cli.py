@@ -135,6 +135,8 @@ def _run(args) -> int:
         from semcom_jax.env import SemComEnv
         from semcom_jax.tables import load_table
 
+        if args.episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
         env = SemComEnv(args.users, args.rbs, table=load_table(args.table) if args.table else None)
         p = env.default_params
         at = solvers.batched_action_tables(

@@ -118,6 +118,8 @@ class SemComEnv:
 
     def sample_instances(self, key: jax.Array, num: int, params: EnvParams) -> Instance:
         """``num`` episode instances, batched on the leading axis."""
+        if not isinstance(num, int) or num < 1:
+            raise ValueError(f"num must be an int >= 1, got {num!r}")
         return jax.vmap(self.generator, (0, None))(jax.random.split(key, num), params)
 
     def step(self, key: jax.Array, state: EnvState, action, params: EnvParams):
