@@ -111,6 +111,10 @@ class SemComEnv:
     def reset(self, key: jax.Array, params: EnvParams) -> tuple[Observation, EnvState]:
         return self.reset_to(self.generator(key, params), params)
 
+    def reset_state(self, key: jax.Array, params: EnvParams) -> EnvState:
+        """``reset`` without building the observation."""
+        return self._initial_state(self.generator(key, params))
+
     def reset_to(self, instance: Instance, params: EnvParams) -> tuple[Observation, EnvState]:
         """Starts an episode on a given instance (evaluation on a fixed episode set)."""
         state = self._initial_state(instance)
@@ -124,6 +128,11 @@ class SemComEnv:
 
     def step(self, key: jax.Array, state: EnvState, action, params: EnvParams):
         """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers)."""
+        new_state, reward, done, info = self.transition(key, state, action, params)
+        return self.observation(new_state, params), new_state, reward, done, info
+
+    def transition(self, key: jax.Array, state: EnvState, action, params: EnvParams):
+        """``step`` without building the observation: ``(state, reward, done, info)``."""
         u_count, q_count, k_count = self.num_users, self.num_rbs, self.num_encoders
         inst = state.instance
         a = jnp.asarray(action, jnp.int32)
@@ -168,7 +177,7 @@ class SemComEnv:
             "energy_violation": served & (lk.energy_j > params.energy_budget_j),
             "encoder": jnp.where(served, k, -1),
         }
-        return self.observation(new_state, params), new_state, reward.astype(jnp.float32), done, info
+        return new_state, reward.astype(jnp.float32), done, info
 
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
         return Observation(features=self._features(state, params),

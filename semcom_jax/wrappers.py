@@ -67,14 +67,16 @@ class VecEnv:
         ``obs``/``vstate`` already belong to the next episode (same-step auto-reset)."""
         k_step, k_reset = jax.random.split(key)
         keys = jax.random.split(k_step, self.num_envs)
-        obs, states, reward, done, info = jax.vmap(self.env.step, (0, 0, 0, None))(
+        states, reward, done, info = jax.vmap(self.env.transition, (0, 0, 0, None))(
             keys, vstate.env_state, actions, params)
         episode_over = vstate.clock + 1 >= self.env.num_users
-        obs, states = jax.lax.cond(
+        # Only the state goes through the branch; the observation is built once, after it.
+        states = jax.lax.cond(
             episode_over,
-            lambda: jax.vmap(self.env.reset, (0, None))(
-                jax.random.split(k_reset, self.num_envs), params),
-            lambda: (obs, states),
+            lambda: jax.vmap(lambda k: self.env.reset_state(k, params))(
+                jax.random.split(k_reset, self.num_envs)),
+            lambda: states,
         )
+        obs = jax.vmap(self.env.observation, (0, None))(states, params)
         clock = jnp.where(episode_over, 0, vstate.clock + 1).astype(jnp.int32)
         return obs, VecState(env_state=states, clock=clock), reward, done, info
