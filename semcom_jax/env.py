@@ -56,6 +56,11 @@ def _unit_range(x, lo, hi):
     return jnp.where(width > 0, 2.0 * (x - lo) / jnp.where(width > 0, width, 1.0) - 1.0, 0.0)
 
 
+def _interference_feature(interference_w):
+    """log10 of the interference, centred on the default range [1e-9, 1] W."""
+    return (jnp.log10(interference_w) + 4.5) / 4.5
+
+
 class SemComEnv:
     """Joint CLIP-encoder selection and RB allocation for ``num_users`` users on ``num_rbs`` RBs."""
 
@@ -219,7 +224,7 @@ class SemComEnv:
     def _rb_features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
         """(Q, 3): interference, in use, SINR of the current user (exact only in ``full``)."""
         sinr_db = self._sinr_db(state, params, exact=self.obs_mode == "full")
-        return jnp.stack([(jnp.log10(state.instance.interference_w) + 4.5) / 4.5,
+        return jnp.stack([_interference_feature(state.instance.interference_w),
                           state.rb_used.astype(jnp.float32), sinr_db / 30.0], axis=-1)
 
     def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
@@ -227,7 +232,7 @@ class SemComEnv:
         u = jnp.minimum(state.step, self.num_users - 1)
         radius = params.cell_radius_m
         parts = [
-            (jnp.log10(inst.interference_w) + 4.5) / 4.5,
+            _interference_feature(inst.interference_w),
             state.rb_used.astype(jnp.float32),
             (inst.user_xy_m / radius).reshape(-1),
             jax.nn.one_hot(state.step, self.num_users, dtype=jnp.float32),

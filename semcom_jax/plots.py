@@ -58,35 +58,33 @@ def plot_run(run_dir: str) -> list[str]:
     plt.close(fig)
 
     share_keys = [k for k in rows[0] if k.startswith("share ")]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, k in enumerate(share_keys):
-        x, m = _series(rows, k)
-        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=k[len("share "):])
-        ax.axhline(baselines["optimum"]["encoder_share"][i], color=f"C{i}", linestyle=":",
-                   alpha=0.7)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("share of served users (training)")
-    ax.set_title("encoder usage (dotted: exact optimum)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "encoder_usage.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (k, base) in enumerate((("delay_violation_rate", "delay_violation_rate"),
-                                   ("energy_violation_rate", "energy_violation_rate"))):
-        x, m = _series(rows, k)
-        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=k.replace("_", " "))
-        ax.axhline(baselines["optimum"][base], color=f"C{i}", linestyle=":", alpha=0.7)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("fraction of users (training)")
-    ax.set_title("constraint violations (dotted: exact optimum)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    paths.append(os.path.join(out_dir, "violations.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_metric_vs_optimum(
+        plt, rows, out_dir, "encoder_usage.png",
+        [(k, k[len("share "):], baselines["optimum"]["encoder_share"][i])
+         for i, k in enumerate(share_keys)],
+        "share of served users (training)", "encoder usage (dotted: exact optimum)"))
+    paths.append(_metric_vs_optimum(
+        plt, rows, out_dir, "violations.png",
+        [(k, k.replace("_", " "), baselines["optimum"][k])
+         for k in ("delay_violation_rate", "energy_violation_rate")],
+        "fraction of users (training)", "constraint violations (dotted: exact optimum)"))
     return paths
+
+
+def _metric_vs_optimum(plt, rows, out_dir, name, series, ylabel, title) -> str:
+    """Seed-mean curves of training metrics, each with its exact-optimum value dotted."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (key, label, optimum) in enumerate(series):
+        x, m = _series(rows, key)
+        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=label)
+        ax.axhline(optimum, color=f"C{i}", linestyle=":", alpha=0.7)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
