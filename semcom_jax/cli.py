@@ -14,7 +14,7 @@ _TRAIN_FLAGS = {
     "score": "score", "table": "table", "algo": "algo", "objective": "objective",
     "num_envs": "num_envs", "total_steps": "total_env_steps", "seeds": "num_seeds",
     "seed": "seed", "lr": "lr", "chunk_updates": "chunk_updates",
-    "eval_episodes": "eval_episodes",
+    "eval_episodes": "eval_episodes", "devices": "devices",
 }
 
 
@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--reward", choices=("terminal", "dense"))
     t.add_argument("--score", choices=("table", "features"))
     t.add_argument("--table", help="table file (default: the embedded synthetic table)")
-    t.add_argument("--algo", choices=("ppo",))
+    t.add_argument("--algo", choices=("ppo", "sac", "dqn"),
+                   help="ppo (default), sac or dqn; each has its own defaults (TrainConfig.for_algo)")
     t.add_argument("--objective", choices=("clip", "kl"))
     t.add_argument("--num-envs", type=int)
     t.add_argument("--total-steps", type=int)
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--chunk-updates", type=int)
     t.add_argument("--eval-episodes", type=int)
+    t.add_argument("--devices", type=int,
+                   help="devices to split the env batch over (default 0 = all local devices)")
+    t.add_argument("--distributed", action="store_true",
+                   help="multi-host: call jax.distributed.initialize() first (coordinator, "
+                        "process count and id from the usual JAX environment variables)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="any other config key, e.g. --set ent_coef=0.003 "
                         "--set 'env_params={\"tx_power_w\": 0.5}'")
@@ -63,15 +69,48 @@ def _parser() -> argparse.ArgumentParser:
     syn = tsub.add_parser("synthetic", help="the calibrated synthetic table (the embedded default)")
     syn.add_argument("--out", required=True)
     syn.add_argument("--seed", type=int, default=0)
+    for kind, text in (("clip", "classification table from CLIP checkpoints (Flax)"),
+                       ("regen", "regeneration table from CLIP + Flax Stable Diffusion")):
+        c = tsub.add_parser(kind, help=text + " (needs the 'tables' extra)")
+        c.add_argument("--images", required=True,
+                       help="folder with one sub-folder of images per class, or an .npz with "
+                            "images (N,H,W,3) uint8, labels (N,) and optional class_names")
+        c.add_argument("--out", required=True, help="table file to write (.npz)")
+        c.add_argument("--checkpoints", nargs="+", default=None,
+                       help="CLIP hub names or local folders (default: OpenAI ViT-B/32, B/16, L/14)")
+        c.add_argument("--names", nargs="+", help="encoder names, one per checkpoint")
+        c.add_argument("--batch-size", type=int, default=32 if kind == "clip" else 8)
+        c.add_argument("--resize", type=int, help="resize every image to N x N pixels")
+        c.add_argument("--max-per-class", type=int)
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--no-progress", action="store_true")
+        if kind == "clip":
+            c.add_argument("--snr-min", type=float, default=-40.0)
+            c.add_argument("--snr-max", type=float, default=40.0)
+            c.add_argument("--snr-step", type=float, default=1.0)
+            c.add_argument("--draws", type=int, default=16, help="noise draws per image and SNR")
+        else:
+            c.add_argument("--sd", required=True,
+                           help="Stable Diffusion folder (unet/, vae/, scheduler/; Flax weights)")
+            c.add_argument("--judge", help="CLIP checkpoint that scores similarity (default: last)")
+            c.add_argument("--snr-db", type=float, nargs="+", default=None)
+            c.add_argument("--steps", type=int, default=25, help="DDIM steps")
+            c.add_argument("--guidance", type=float, default=3.0)
+            c.add_argument("--draws", type=int, default=1)
+            c.add_argument("--grid", help="PNG of source and regenerated images (Fig. 3)")
+    tm = tsub.add_parser("tiny-models", help="tiny random CLIP x3 and Stable Diffusion checkpoints "
+                                             "(offline demo and tests of the model builders)")
+    tm.add_argument("--out", required=True)
+    tm.add_argument("--seed", type=int, default=0)
     return p
 
 
 def _train_config(args):
-    from semcom_jax.agents.config import TrainConfig
+    from semcom_jax.agents.config import TrainConfig, read_config_file
 
     data = {}
-    if args.config:
-        data.update(TrainConfig.from_file(args.config).to_dict())
+    if args.config:  # only the keys the file sets, so --algo still brings its own defaults
+        data.update(read_config_file(args.config))
     for flag, key in _TRAIN_FLAGS.items():
         v = getattr(args, flag)
         if v is not None:
@@ -98,6 +137,10 @@ def main(argv=None) -> int:
 
 def _run(args) -> int:
     if args.cmd == "train":
+        if args.distributed:
+            import jax
+
+            jax.distributed.initialize()
         from semcom_jax import runs
 
         if args.resume:
@@ -147,11 +190,43 @@ def _run(args) -> int:
         print(solvers.format_report(rep, env.encoder_names))
         return 0
     if args.cmd == "tables":
+        return _tables(args)
+    raise AssertionError(args.cmd)
+
+
+def _tables(args) -> int:
+    if args.kind == "synthetic":
         from semcom_jax.builders import synthetic
 
         synthetic.main(["--out", args.out, "--seed", str(args.seed)])
         return 0
-    raise AssertionError(args.cmd)
+    if args.kind == "tiny-models":
+        from semcom_jax.builders import tiny
+
+        print(json.dumps(tiny.make_all(args.out, args.seed), indent=2))
+        return 0
+    common = dict(names=args.names, batch_size=args.batch_size, resize=args.resize,
+                  max_per_class=args.max_per_class, seed=args.seed,
+                  progress=not args.no_progress, draws=args.draws)
+    if args.checkpoints:
+        common["checkpoints"] = args.checkpoints
+    if args.kind == "clip":
+        from semcom_jax.builders import clip
+
+        meta = clip.build(args.images, args.out, snr_lo_db=args.snr_min, snr_hi_db=args.snr_max,
+                          snr_step_db=args.snr_step, **common)
+        for name, acc in zip(meta["encoders"], meta["accuracy_at_highest_snr"]):
+            print(f"  {name}: zero-shot accuracy at the highest SNR {acc:.3f}")
+    else:
+        from semcom_jax.builders import regen
+
+        extra = {"snr_db": args.snr_db} if args.snr_db else {}
+        meta = regen.build(args.images, args.sd, args.out, judge=args.judge,
+                           num_steps=args.steps, guidance=args.guidance, grid_png=args.grid,
+                           **extra, **common)
+        print(f"  chance similarity {meta['chance_score']:.3f}")
+    print(f"wrote {args.out} ({meta['task']}, encoders {meta['encoders']})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,10 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from semcom_jax import sharding
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.atomic import atomic_write
 from semcom_jax.agents.evaluate import Evaluator
-from semcom_jax.agents.ppo import PPO, seed_axes
+from semcom_jax.agents.dqn import DQN
+from semcom_jax.agents.ppo import PPO
+from semcom_jax.agents.sac import SAC
 from semcom_jax.env import SemComEnv
 from semcom_jax.tables import load_table
 
@@ -67,6 +70,17 @@ def make_env(config: TrainConfig) -> SemComEnv:
                      reward=config.reward, score=config.score)
 
 
+TRAINERS = {"ppo": PPO, "sac": SAC, "dqn": DQN}
+
+# Metric columns every algorithm writes, in this order; an algorithm's own scalars follow.
+_COMMON = ("train_return", "delay_violation_rate", "energy_violation_rate", "unserved_rate",
+           "encoder_share")
+
+
+def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
+    return TRAINERS[config.algo](config, env, env_params)
+
+
 class Experiment:
     """Everything a run needs, built once from a config: env, trainer, evaluator, compiled chunk."""
 
@@ -74,11 +88,13 @@ class Experiment:
         self.config = config.validate()
         self.env = make_env(config)
         self.env_params = config.make_env_params()
-        self.trainer = PPO(config, self.env, self.env_params)
+        self.trainer = make_trainer(config, self.env, self.env_params)
         self.evaluator = Evaluator(self.env, self.env_params, config.eval_episodes,
                                    config.eval_seed)
         keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
-        self.axes = seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
+        self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
+        self.num_devices = sharding.device_count_for(config.num_envs, config.devices)
+        self.mesh = sharding.env_mesh(self.num_devices)
         # Seeds are initialised one by one and stacked: jit(vmap(init)) hangs in the XLA CPU
         # runtime of jax 0.10.2 (every part of it alone runs), and init is cheap.
         self._init_one = jax.jit(self.trainer.init)
@@ -94,14 +110,21 @@ class Experiment:
 
     def init_state(self):
         states = [self._init_one(k) for k in self._keys]
-        return jax.tree.map(lambda ax, *xs: xs[0] if ax is None else jnp.stack(xs), self.axes,
-                            *states, is_leaf=lambda x: x is None)
+        state = jax.tree.map(lambda ax, *xs: xs[0] if ax is None else jnp.stack(xs), self.axes,
+                             *states, is_leaf=lambda x: x is None)
+        return jax.device_put(state, self.shardings(state))
+
+    def shardings(self, state):
+        """Where each leaf of a (seed-batched) runner state lives: see ``semcom_jax.sharding``."""
+        return sharding.state_shardings(state, self.mesh)
 
     def run_chunk(self, state, n: int):
         if n not in self._chunks:  # one compilation per distinct chunk length (at most two)
+            rep = sharding.replicated(self.mesh)
             self._chunks[n] = jax.jit(jax.vmap(lambda s: self._chunk_fn(s, n),
                                                in_axes=(self.axes,),
-                                               out_axes=(self.axes, 0, 0)))
+                                               out_axes=(self.axes, 0, 0)),
+                                      out_shardings=(self.shardings(state), rep, rep))
         return self._chunks[n](state)
 
     def evaluate(self, state) -> dict:
@@ -138,7 +161,7 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
             }
             for k, name in enumerate(encoder_names):
                 row[f"share {name}"] = float(metrics["encoder_share"][s, i, k])
-            for key in ("pg_loss", "value_loss", "entropy", "approx_kl", "kl_coef"):
+            for key in sorted(set(metrics) - set(_COMMON)):  # the algorithm's own scalars
                 row[key] = float(metrics[key][s, i])
             rows.append(row)
     return rows
@@ -187,17 +210,22 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=total * config.steps_per_update, initial=done_updates * config.steps_per_update,
-                   unit="step", unit_scale=True, desc=f"{config.algo} U={config.num_users} Q={config.num_rbs}",
+                   unit="step", unit_scale=True,
+                   desc=f"{config.algo} U={config.num_users} Q={config.num_rbs}"
+                        + (f" on {exp.num_devices} devices" if exp.num_devices > 1 else ""),
                    dynamic_ncols=True)
-    t0 = time.perf_counter()
+    wall = wall_offset  # compute time of the chunks (training, evaluation, compilation)
     chunks = 0
     while done_updates < total:
         if max_chunks is not None and chunks >= max_chunks:
             break
         n = min(config.chunk_updates, total - done_updates)
+        t0 = time.perf_counter()
         state, metrics, evals = exp.run_chunk(state, n)
         jax.block_until_ready(state)
-        wall = wall_offset + time.perf_counter() - t0
+        # Writing metrics and checkpoints is left out, so that wall time compares algorithms
+        # whose checkpoints differ in size (the replay buffer) on their computation alone.
+        wall += time.perf_counter() - t0
         new_rows = metric_rows(config, exp.env.encoder_names, done_updates, metrics, evals,
                                ev.r_random, ev.r_opt, wall)
         rows += new_rows
@@ -267,7 +295,7 @@ def evaluate_run(run_dir: str) -> dict:
     mngr.close()
     ev = exp.evaluate(state)
     report = dict(exp.evaluator.baselines)
-    report = {"policy (PPO)": {
+    report = {f"policy ({config.algo.upper()})": {
         "return": float(np.mean(ev["eval_return"])),
         "normalised": float(np.mean(ev["eval_normalised"])),
         "delay_violation_rate": float(np.mean(ev["eval_delay_violation_rate"])),

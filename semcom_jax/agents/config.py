@@ -11,9 +11,22 @@ from typing import Any, Mapping
 from semcom_jax.env import OBS_MODES, REWARDS, SCORES
 from semcom_jax.params import EnvParams
 
-ALGOS = ("ppo",)
+ALGOS = ("ppo", "sac", "dqn")
 OBJECTIVES = ("clip", "kl")
 NETWORKS = ("per_rb", "mlp")
+
+
+# Per-algorithm defaults, applied by ``TrainConfig.for_algo`` and ``from_dict`` (so
+# ``semcom-jax train --algo sac`` gets them); a key given explicitly wins. The off-policy agents
+# step fewer envs per update and take several small gradient steps on replayed data, the usual
+# regime for SAC and DQN; network sizes are the same for all three.
+ALGO_DEFAULTS: dict = {
+    "ppo": {},
+    "sac": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
+            "chunk_updates": 100},
+    "dqn": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
+            "chunk_updates": 100},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +57,17 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     kl_target: float = 0.01
     kl_coef_init: float = 1.0
+    # --- off-policy (sac, dqn): replay on the device, one update = one rollout + gradient steps ---
+    buffer_size: int = 50_000  # transitions per seed
+    batch_size: int = 256
+    gradient_steps: int = 8  # gradient steps per update (after each rollout)
+    learning_starts: int = 10_000  # env steps collected before the first gradient step
+    tau: float = 0.005  # Polyak rate of the target networks, per gradient step
+    eps_start: float = 1.0  # dqn: epsilon-greedy, linear from eps_start to eps_end ...
+    eps_end: float = 0.05
+    eps_fraction: float = 0.2  # ... over this fraction of total_env_steps
+    alpha_init: float = 0.1  # sac: initial entropy temperature
+    target_entropy_scale: float = 0.3  # sac: target entropy = scale * log(number of legal actions)
     network: str = "per_rb"  # "per_rb" (action head shared across RBs) or "mlp" (flat)
     hidden: tuple = (64, 64)
     rb_hidden: int = 32  # width of the per-RB head ("per_rb" only)
@@ -53,6 +77,14 @@ class TrainConfig:
     eval_episodes: int = 1024
     eval_seed: int = 12345
     chunk_updates: int = 10  # updates per compiled call: progress bar, metrics and checkpoints
+    devices: int = 0  # devices the env batch is split over; 0 = all local (see sharding.py)
+
+    @classmethod
+    def for_algo(cls, algo: str = "ppo", **overrides) -> "TrainConfig":
+        """The defaults of ``algo`` (``ALGO_DEFAULTS``), then ``overrides``."""
+        if algo not in ALGOS:
+            raise ValueError(f"config key 'algo' must be one of {ALGOS}, got {algo!r}")
+        return cls(**{**ALGO_DEFAULTS[algo], "algo": algo, **overrides})
 
     # ------------------------------------------------------------------ derived
     @property
@@ -90,6 +122,7 @@ class TrainConfig:
             raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(fields)}")
         kwargs = {}
         defaults = cls()
+        algo = d.get("algo", "ppo")
         for name, value in d.items():
             ref = getattr(defaults, name)
             if isinstance(ref, bool):
@@ -111,30 +144,14 @@ class TrainConfig:
                 raise ValueError(f"config key {name!r} must be of type {type(ref).__name__}, "
                                  f"got {value!r}")
             kwargs[name] = value
-        cfg = cls(**kwargs)
+        kwargs.pop("algo", None)
+        cfg = cls.for_algo(algo, **kwargs)
         cfg.validate()
         return cfg
 
     @classmethod
     def from_file(cls, path: str) -> "TrainConfig":
-        if not os.path.isfile(path):
-            raise ValueError(f"config file {path!r} does not exist")
-        with open(path) as fh:
-            text = fh.read()
-        if path.endswith((".yaml", ".yml")):
-            try:
-                import yaml
-            except ImportError:
-                raise ValueError("YAML config files need PyYAML: pip install pyyaml") from None
-            data = yaml.safe_load(text)
-        else:
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"config file {path!r} is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {path!r} must hold a mapping of keys to values")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
     def validate(self) -> "TrainConfig":
         def need(cond, name, what):
@@ -146,6 +163,7 @@ class TrainConfig:
                      "chunk_updates"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
         need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
+        need(self.devices >= 0, "devices", "must be >= 0 (0 = all local devices)")
         need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
         need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
         need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
@@ -163,11 +181,47 @@ class TrainConfig:
             need(0.0 <= v <= 1.0, name, "must lie in [0, 1]")
         need(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
              "must list at least one positive layer width")
-        need(self.steps_per_update % self.num_minibatches == 0, "num_minibatches",
-             f"must divide the rollout size num_envs * rollout steps = {self.steps_per_update}")
+        if self.algo == "ppo":
+            need(self.steps_per_update % self.num_minibatches == 0, "num_minibatches",
+                 f"must divide the rollout size num_envs * rollout steps = "
+                 f"{self.steps_per_update}")
+        else:
+            for name in ("batch_size", "gradient_steps"):
+                need(getattr(self, name) >= 1, name, "must be >= 1")
+            need(self.learning_starts >= 0, "learning_starts", "must be >= 0")
+            need(self.buffer_size >= self.steps_per_update, "buffer_size",
+                 f"must hold at least one rollout of {self.steps_per_update} transitions")
+            need(0.0 < self.tau <= 1.0, "tau", "must lie in (0, 1]")
+            for name in ("eps_start", "eps_end", "eps_fraction", "target_entropy_scale"):
+                need(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
+            need(self.eps_end <= self.eps_start, "eps_end", "must be <= eps_start")
+            need(math.isfinite(self.alpha_init) and self.alpha_init > 0, "alpha_init",
+                 "must be finite and > 0")
         need(self.total_env_steps >= self.steps_per_update, "total_env_steps",
              f"must be at least one update's {self.steps_per_update} env steps")
         if self.table:
             need(os.path.isfile(self.table), "table", "must name an existing table file")
         self.make_env_params()  # raises naming a bad physical parameter
         return self
+
+
+def read_config_file(path: str) -> dict:
+    """The keys a JSON or YAML config file sets (defaults not filled in)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    with open(path) as fh:
+        text = fh.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError("YAML config files need PyYAML: pip install pyyaml") from None
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"config file {path!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path!r} must hold a mapping of keys to values")
+    return data

@@ -49,14 +49,21 @@ class MLP(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs on the flat features (``rb_features`` is ignored)."""
+    """Separate actor and critic MLPs on the flat features (``rb_features`` is ignored).
+
+    With ``value_head=False`` only the per-action head exists and the value is ``None``: the
+    off-policy agents use it as a policy (SAC's actor) or as per-action Q-values (DQN, SAC's
+    critics), so all three algorithms share the same network sizes."""
 
     num_actions: int
     hidden: Sequence[int] = (64, 64)
+    value_head: bool = True
 
     @nn.compact
     def __call__(self, features, rb_features=None):
         logits = MLP(self.hidden, self.num_actions, out_scale=0.01, name="actor")(features)
+        if not self.value_head:
+            return logits, None
         value = MLP(self.hidden, 1, out_scale=1.0, name="critic")(features)
         return logits, value[..., 0]
 
@@ -77,13 +84,15 @@ class PerRBActorCritic(nn.Module):
     has_no_rb: bool
     hidden: Sequence[int] = (64, 64)
     rb_hidden: int = 32
+    value_head: bool = True  # False: per-action outputs only, value None (see ActorCritic)
 
     @nn.compact
     def __call__(self, features, rb_features):
         g = features
         for h in self.hidden:
             g = nn.tanh(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(g))
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(g)[..., 0]
+        value = (nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(g)[..., 0]
+                 if self.value_head else None)
         init = nn.initializers.orthogonal(np.sqrt(2))
         h_rb = nn.Dense(self.rb_hidden, kernel_init=init, name="rb_in")(rb_features)
         h_g = nn.Dense(self.rb_hidden, kernel_init=init, use_bias=False, name="g_in")(g)
@@ -98,10 +107,10 @@ class PerRBActorCritic(nn.Module):
         return logits, value
 
 
-def make_network(kind: str, env, hidden, rb_hidden: int):
+def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True):
     if kind == "mlp":
-        return ActorCritic(env.num_actions, tuple(hidden))
+        return ActorCritic(env.num_actions, tuple(hidden), value_head)
     if kind == "per_rb":
         return PerRBActorCritic(env.num_encoders, env.num_rbs, env.has_no_rb, tuple(hidden),
-                                rb_hidden)
+                                rb_hidden, value_head)
     raise ValueError(f"network must be 'mlp' or 'per_rb', got {kind!r}")

@@ -20,6 +20,7 @@ from flax import struct
 
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
+from semcom_jax.agents.rollout import rollout_metrics
 from semcom_jax.env import SemComEnv
 from semcom_jax.params import EnvParams
 from semcom_jax.wrappers import VecEnv, VecState
@@ -185,18 +186,9 @@ class PPO:
         return new_state, self._metrics(traj, aux, kl_coef)
 
     def _metrics(self, traj: Transition, aux, kl_coef):
-        episodes = jnp.maximum(jnp.sum(traj.done), 1)
-        served = traj.encoder >= 0
-        enc = jnp.stack([jnp.sum(traj.encoder == k) for k in range(self.env.num_encoders)])
-        return {
-            "train_return": jnp.sum(traj.reward) / episodes,
-            "delay_violation_rate": jnp.mean(traj.delay_violation),
-            "energy_violation_rate": jnp.mean(traj.energy_violation),
-            "unserved_rate": jnp.mean(~served),
-            "encoder_share": enc / jnp.maximum(jnp.sum(served), 1),
-            "kl_coef": kl_coef,
-            **aux,
-        }
+        return {**rollout_metrics(traj.reward, traj.done, traj.delay_violation,
+                                  traj.energy_violation, traj.encoder, self.env.num_encoders),
+                "kl_coef": kl_coef, **aux}
 
     # ------------------------------------------------------------------ loops
 
@@ -207,6 +199,10 @@ class PPO:
     def train(self, key: jax.Array):
         """The whole training run as one function of a key (jit it, vmap it over seeds)."""
         return self.run(self.init(key), self.config.num_updates)
+
+    @staticmethod
+    def seed_axes(state: RunnerState) -> RunnerState:
+        return seed_axes(state)
 
 
 def seed_axes(state: RunnerState) -> RunnerState:

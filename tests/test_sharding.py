@@ -1,0 +1,69 @@
+"""The env batch split over 4 (simulated CPU) devices trains exactly like one device."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from semcom_jax import sharding
+
+SCRIPT = r"""
+import json, jax, numpy as np
+from semcom_jax import runs
+from semcom_jax.agents.config import TrainConfig
+out = {"devices": len(jax.devices())}
+for algo in ("ppo", "sac", "dqn"):
+    for d in (1, 4):
+        extra = {} if algo == "ppo" else dict(buffer_size=512, batch_size=32, gradient_steps=2,
+                                              learning_starts=0)
+        cfg = TrainConfig.for_algo(algo, num_users=2, num_rbs=3, num_envs=16, num_seeds=2,
+                                   total_env_steps=16 * 4 * 6, chunk_updates=3,
+                                   eval_episodes=32, hidden=(16,), rb_hidden=8, devices=d,
+                                   **extra)
+        exp = runs.Experiment(cfg)
+        st = exp.init_state()
+        for _ in range(2):
+            st, m, ev = exp.run_chunk(st, 3)
+        out[f"{algo}-{d}"] = {
+            "train_return": np.asarray(m["train_return"]).tolist(),
+            "eval_return": np.asarray(ev["eval_return"]).tolist(),
+            "obs_devices": len(st.obs.features.sharding.device_set),
+            "params": float(sum(np.abs(np.asarray(x)).sum() for x in jax.tree.leaves(st.params))),
+        }
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def four_devices():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    line = next(l for l in r.stdout.splitlines() if l.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_sharded_run_equals_single_device_run(four_devices, algo):
+    assert four_devices["devices"] == 4
+    one, four = four_devices[f"{algo}-1"], four_devices[f"{algo}-4"]
+    assert one["obs_devices"] == 1 and four["obs_devices"] == 4  # really split over 4
+    for key in ("train_return", "eval_return"):
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(four["params"], one["params"], rtol=1e-4)
+
+
+def test_device_count_rules():
+    import jax
+
+    n = len(jax.devices())
+    assert sharding.device_count_for(16, 0) in range(1, n + 1)
+    with pytest.raises(ValueError, match="devices"):
+        sharding.device_count_for(16, n + 1)
+    with pytest.raises(ValueError, match="devices"):
+        sharding.device_count_for(16, -1)
