@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.params import ENCODER_NAMES, EnvParams
-from semcom_jax.tables import corrupt_feature, default_table_path, save_table, zero_shot_log_probs
+from semcom_jax.builders.scoring import channel_scores
+from semcom_jax.tables import default_table_path, save_table, zero_shot_log_probs
 
 # CLIP paper (Radford et al. 2021), Table 11, zero-shot CIFAR-10 accuracy.
 TARGET_ACCURACY = {"ViT-B/32": 0.913, "ViT-B/16": 0.916, "ViT-L/14": 0.962}
@@ -78,16 +79,10 @@ def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int 
     snr_db = np.arange(snr_lo_db, snr_hi_db + 0.5 * snr_step_db, snr_step_db, dtype=np.float32)
     lab = jnp.asarray(labels)
 
-    @jax.jit
+    dummy = jnp.zeros((noise_draws,))
+
     def measure(key, e, snr_lin):
-        def one(kk):
-            noisy = jax.vmap(corrupt_feature, (0, 0, None, None))(
-                jax.random.split(kk, n), img32[e], dims[e], snr_lin)
-            logp = zero_shot_log_probs(noisy, txt32[e], scale[e])
-            lp_true = jnp.take_along_axis(logp, lab[:, None], axis=-1)[:, 0]
-            return jnp.mean(lp_true), jnp.mean(jnp.argmax(logp, -1) == lab)
-        lp, acc = jax.vmap(one)(jax.random.split(key, noise_draws))
-        return jnp.mean(lp), jnp.mean(acc)
+        return channel_scores(key, img32[e], dims[e], txt32[e], scale[e], lab, snr_lin, dummy)
 
     key = jax.random.PRNGKey(seed)
     score = np.zeros((k, snr_db.shape[0]), np.float32)

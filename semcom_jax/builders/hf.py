@@ -1,0 +1,57 @@
+"""Loading the optional model libraries (the ``tables`` extra) and checkpoints, with clear errors.
+
+Checkpoints are hub names (downloaded by ``from_pretrained`` on a machine that can reach the hub)
+or local folders written by ``save_pretrained``; both go through the same ``from_pretrained``
+call, so the tests' tiny local models exercise the code path of real checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+
+EXTRA_HINT = "pip install 'semcom-jax[tables]' (transformers<5 with Flax CLIP, diffusers<0.40)"
+
+
+def require(module: str):
+    """Imports ``transformers`` or ``diffusers``, or raises ValueError saying what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"building tables from models needs {module!r}: {EXTRA_HINT}") from None
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[0] \
+        or os.path.exists(name)
+
+
+def check_checkpoint(name: str, what: str) -> None:
+    if _looks_local(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise ValueError(f"unknown {what} checkpoint {name!r}: no such folder")
+
+
+def load_clip(name: str):
+    """``(FlaxCLIPModel, CLIPProcessor)`` of a checkpoint."""
+    transformers = require("transformers")
+    check_checkpoint(name, "CLIP")
+    try:
+        model = transformers.FlaxCLIPModel.from_pretrained(os.path.expanduser(name))
+        processor = transformers.CLIPProcessor.from_pretrained(os.path.expanduser(name))
+    except (OSError, ValueError, EnvironmentError) as e:
+        raise ValueError(f"unknown CLIP checkpoint {name!r}: not a folder holding a Flax CLIP "
+                         f"model and its processor, nor a hub model reachable from here ({e})"
+                         ) from None
+    return model, processor
+
+
+def vision_macs(vision_config) -> float:
+    """Multiply-accumulates of one image through a ViT vision tower (patch embedding, attention
+    and MLP of every layer). ViT-B/32 at 224 px gives 4.4e9, the SPEC's unit of ``DM_k``."""
+    c = vision_config
+    tokens = (c.image_size // c.patch_size) ** 2 + 1
+    d, m = c.hidden_size, c.intermediate_size
+    per_layer = tokens * (4 * d * d + 2 * d * m) + 2 * tokens * tokens * d
+    patch = (c.image_size // c.patch_size) ** 2 * 3 * c.patch_size**2 * d
+    return float(c.num_hidden_layers * per_layer + patch)
