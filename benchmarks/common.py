@@ -10,21 +10,12 @@ import time
 import jax
 
 from semcom_jax.atomic import atomic_open
+from semcom_jax.bench import best_time  # noqa: F401  (re-exported for the scripts)
 
 
 def machine() -> str:
     dev = jax.devices()[0]
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {dev.platform} ({dev.device_kind})"
-
-
-def best_time(fn, repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls (the machine is shared and noisy)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def write_csv(path: str, rows: list[dict]) -> None:

@@ -23,34 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best_time, machine, write_csv  # noqa: E402
 from numpy_env import NumpyVecEnv, random_legal_actions  # noqa: E402
 
-from semcom_jax.env import SemComEnv, uniform_legal_action  # noqa: E402
-from semcom_jax.wrappers import VecEnv  # noqa: E402
+from semcom_jax.bench import random_action_runner  # noqa: E402
+from semcom_jax.env import SemComEnv  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def jax_runner(env: SemComEnv, num_envs: int, num_steps: int):
-    venv = VecEnv(env, num_envs)
-    params = env.default_params
-
-    @jax.jit
-    def run(key):
-        k_reset, k_loop = jax.random.split(key)
-        obs, vs = venv.reset(k_reset, params)
-
-        def body(carry, _):
-            obs, vs, key, acc = carry
-            key, k_act, k_step = jax.random.split(key, 3)
-            actions = uniform_legal_action(k_act, obs.action_mask, env.num_rbs)
-            obs, vs, reward, done, _ = venv.step(k_step, vs, actions, params)
-            return (obs, vs, key, acc + reward), None
-
-        acc0 = jnp.zeros(num_envs, jnp.float32)
-        (obs, vs, _, acc), _ = jax.lax.scan(body, (obs, vs, k_loop, acc0), None, num_steps)
-        # Returning the last observation keeps the per-step observation work live.
-        return acc, obs
-
-    return run
+    return random_action_runner(env, num_envs, num_steps)
 
 
 def bench_jax(u, q, num_envs, steps, repeats):

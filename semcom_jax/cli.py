@@ -1,4 +1,5 @@
-"""The ``semcom-jax`` command: ``train``, ``eval RUN``, ``plot RUN``, ``baselines``, ``tables``."""
+"""The ``semcom-jax`` command: ``train``, ``eval RUN``, ``plot RUN``, ``baselines``, ``tables``,
+``bench``."""
 
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--episodes", type=int, default=1024)
     b.add_argument("--seed", type=int, default=12345)
     b.add_argument("--table")
+
+    sub.add_parser("bench", help="quick throughput and memory figures of this machine (~2 min)")
 
     tb = sub.add_parser("tables", help="build task tables")
     tsub = tb.add_subparsers(dest="kind", required=True)
@@ -191,6 +194,17 @@ def _run(args) -> int:
         return 0
     if args.cmd == "tables":
         return _tables(args)
+    if args.cmd == "bench":
+        from semcom_jax import bench
+
+        print("semcom-jax bench (quick; full benchmarks: benchmarks/*.py, "
+              "experiments/scaling_users.py)")
+        bench.run(progress=lambda what, value: print(f"  {what:44s} {value}", flush=True))
+        import resource
+
+        print(f"  {'peak host memory':44s} "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+        return 0
     raise AssertionError(args.cmd)
 
 

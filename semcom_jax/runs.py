@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 
 from semcom_jax import sharding
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.atomic import atomic_write
+from semcom_jax.atomic import atomic_write as _atomic_write
 from semcom_jax.agents.evaluate import Evaluator
 from semcom_jax.agents.dqn import DQN
 from semcom_jax.agents.ppo import PPO
@@ -33,6 +33,13 @@ from semcom_jax.env import SemComEnv
 from semcom_jax.tables import load_table
 
 CONFIG = "config.json"
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Run files are written by the first process only (multi-host runs share the folder);
+    checkpoints are written by all processes together (orbax coordinates them)."""
+    if jax.process_index() == 0:
+        _atomic_write(path, text)
 
 
 # ----------------------------------------------------------------------------- files
@@ -243,7 +250,7 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
         bar.close()
     mngr.close()
     summary = summarise(run_dir, config, rows, ev)
-    if done_updates >= total:
+    if done_updates >= total and jax.process_index() == 0:
         from semcom_jax.plots import plot_run
         plot_run(run_dir)
     return summary

@@ -24,7 +24,7 @@ from flax import struct
 
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import rollout_metrics
+from semcom_jax.agents.rollout import rollout_metrics, seed_axes
 from semcom_jax.env import SemComEnv
 from semcom_jax.params import EnvParams
 from semcom_jax.types import Observation
@@ -168,8 +168,4 @@ class OffPolicy:
         """The whole training run as one function of a key (jit it, vmap it over seeds)."""
         return self.run(self.init(key), self.config.num_updates)
 
-    @staticmethod
-    def seed_axes(state: OffPolicyState) -> OffPolicyState:
-        """Everything batched over seeds except the shared episode clock and update counter."""
-        axes = jax.tree.map(lambda _: 0, state)
-        return axes.replace(vstate=axes.vstate.replace(clock=None), update=None)
+    seed_axes = staticmethod(seed_axes)

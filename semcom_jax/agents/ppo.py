@@ -20,7 +20,7 @@ from flax import struct
 
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import rollout_metrics
+from semcom_jax.agents.rollout import rollout_metrics, seed_axes
 from semcom_jax.env import SemComEnv
 from semcom_jax.params import EnvParams
 from semcom_jax.wrappers import VecEnv, VecState
@@ -36,6 +36,7 @@ class RunnerState:
     key: jax.Array
     kl_coef: jnp.ndarray  # () float32, the adaptive penalty coefficient (objective "kl")
     update: jnp.ndarray  # () int32, updates done; the same for every seed
+    env_params: Any  # EnvParams the envs run with: in the state, so a vmap can vary them
 
 
 @struct.dataclass
@@ -115,15 +116,26 @@ class PPO:
 
     # ------------------------------------------------------------------ state
 
-    def init(self, key: jax.Array) -> RunnerState:
+    def init_params(self, key: jax.Array):
+        return self.network.init(key, jnp.zeros((1, self.env.observation_size)),
+                                 jnp.zeros((1, self.env.num_rbs, 3)))
+
+    def init(self, key: jax.Array, env_params: EnvParams | None = None) -> RunnerState:
         k_net, k_env, k_run = jax.random.split(key, 3)
-        params = self.network.init(k_net, jnp.zeros((1, self.env.observation_size)),
-                                   jnp.zeros((1, self.env.num_rbs, 3)))
-        obs, vstate = self.venv.reset(k_env, self.env_params)
+        return self.init_from(self.init_params(k_net), jax.random.fold_in(key, 1), env_params,
+                              keys=(k_env, k_run))
+
+    def init_from(self, params, key: jax.Array, env_params: EnvParams | None = None,
+                  keys=None) -> RunnerState:
+        """A runner state around given network parameters (e.g. one initialisation shared by
+        every size of a padded sweep); ``env_params`` defaults to the trainer's."""
+        k_env, k_run = keys if keys is not None else jax.random.split(key)
+        env_params = self.env_params if env_params is None else env_params
+        obs, vstate = self.venv.reset(k_env, env_params)
         return RunnerState(params=params, opt_state=self.optimizer.init(params), vstate=vstate,
                            obs=obs, key=k_run,
                            kl_coef=jnp.float32(self.config.kl_coef_init),
-                           update=jnp.zeros((), jnp.int32))
+                           update=jnp.zeros((), jnp.int32), env_params=env_params)
 
     def policy_logits(self, params, obs: Observation):
         return self.network.apply(params, obs.features, obs.rb_features)[0]
@@ -140,7 +152,8 @@ class PPO:
             logp_all = nets.masked_log_probs(logits, obs.action_mask)
             action = nets.sample(k_act, logp_all)
             logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
-            obs2, vstate, reward, done, info = self.venv.step(k_env, vstate, action, self.env_params)
+            obs2, vstate, reward, done, info = self.venv.step(k_env, vstate, action,
+                                                              state.env_params)
             tr = Transition(obs.features, obs.rb_features, obs.action_mask, action, logp, value, reward, done,
                             info["delay_violation"], info["energy_violation"], info["encoder"])
             return (obs2, vstate, key), tr
@@ -182,7 +195,8 @@ class PPO:
         kl_coef = (adapt_kl_coef(state.kl_coef, aux["approx_kl"], cfg.kl_target)
                    if cfg.objective == "kl" else state.kl_coef)
         new_state = RunnerState(params=params, opt_state=opt_state, vstate=vstate, obs=obs,
-                                key=key, kl_coef=kl_coef, update=state.update + 1)
+                                key=key, kl_coef=kl_coef, update=state.update + 1,
+                                env_params=state.env_params)
         return new_state, self._metrics(traj, aux, kl_coef)
 
     def _metrics(self, traj: Transition, aux, kl_coef):
@@ -200,13 +214,4 @@ class PPO:
         """The whole training run as one function of a key (jit it, vmap it over seeds)."""
         return self.run(self.init(key), self.config.num_updates)
 
-    @staticmethod
-    def seed_axes(state: RunnerState) -> RunnerState:
-        return seed_axes(state)
-
-
-def seed_axes(state: RunnerState) -> RunnerState:
-    """``vmap`` axes of a runner state over seeds: everything batched except the shared episode
-    clock and the update counter, which stay scalars so ``VecEnv``'s reset stays a real branch."""
-    axes = jax.tree.map(lambda _: 0, state)
-    return axes.replace(vstate=axes.vstate.replace(clock=None), update=None)
+    seed_axes = staticmethod(seed_axes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 
@@ -21,3 +22,15 @@ def rollout_metrics(reward, done, delay_violation, energy_violation, encoder,
         "unserved_rate": jnp.mean(~served),
         "encoder_share": enc / jnp.maximum(jnp.sum(served), 1),
     }
+
+
+def seed_axes(state):
+    """``vmap`` axes of a runner state over seeds: everything batched except what all seeds
+    share: the episode clock and update counter (scalars, so ``VecEnv``'s reset and the
+    off-policy learning gate stay real branches) and the env parameters, if the state holds
+    them."""
+    axes = jax.tree.map(lambda _: 0, state)
+    axes = axes.replace(vstate=axes.vstate.replace(clock=None), update=None)
+    if hasattr(state, "env_params"):
+        axes = axes.replace(env_params=jax.tree.map(lambda _: None, state.env_params))
+    return axes

@@ -1,0 +1,120 @@
+"""``semcom-jax bench``: a quick version of the benchmarks, printed as one table (~1-2 min).
+
+Measures on this machine, side by side in one run: env steps/s of the jitted lock-step
+``VecEnv`` (random legal actions) and of a plain Gymnasium loop over the adapter; training env
+steps/s of PPO, SAC and DQN (default configs, one seed, steady state after compilation); the env
+batch split over every local device; and the process's peak host memory. The full benchmarks,
+with CSVs and plots, are the scripts in ``benchmarks/`` and ``experiments/scaling_users.py``.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def best_time(fn, repeats: int = 2) -> float:
+    """Smallest wall time of ``repeats`` calls (the machine is shared and noisy)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def random_action_runner(env, num_envs: int, num_steps: int):
+    """A jitted function of a key: ``num_steps`` lock-step steps of ``num_envs`` envs with
+    uniformly random legal actions, resets included; returns the summed rewards and the last
+    observation (which keeps the per-step observation work live)."""
+    from semcom_jax.env import uniform_legal_action
+    from semcom_jax.wrappers import VecEnv
+
+    venv, params = VecEnv(env, num_envs), env.default_params
+
+    @jax.jit
+    def run(key):
+        k_reset, k_loop = jax.random.split(key)
+        obs, vs = venv.reset(k_reset, params)
+
+        def body(c, _):
+            obs, vs, key, acc = c
+            key, ka, ks = jax.random.split(key, 3)
+            a = uniform_legal_action(ka, obs.action_mask, env.num_rbs)
+            obs, vs, r, _, _ = venv.step(ks, vs, a, params)
+            return (obs, vs, key, acc + r), None
+
+        acc0 = jnp.zeros(num_envs, jnp.float32)
+        (obs, _, _, acc), _ = jax.lax.scan(body, (obs, vs, k_loop, acc0), None, num_steps)
+        return acc, obs
+
+    return run
+
+
+def env_steps_per_s(u: int, q: int, num_envs: int, steps: int) -> float:
+    from semcom_jax.env import SemComEnv
+
+    run = random_action_runner(SemComEnv(u, q), num_envs, steps)
+    key = jax.random.PRNGKey(0)
+    jax.block_until_ready(run(key))
+    return num_envs * steps / best_time(lambda: jax.block_until_ready(run(key)))
+
+
+def gym_steps_per_s(steps: int = 1000) -> float:
+    from semcom_jax.gym_adapter import SemComGymEnv
+
+    env = SemComGymEnv(num_users=5, num_rbs=10)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+
+    def run(n):
+        nonlocal obs
+        for _ in range(n):
+            obs, _, done, _, _ = env.step(rng.choice(np.flatnonzero(obs["action_mask"])))
+            if done:
+                obs, _ = env.reset()
+
+    run(20)
+    return steps / best_time(lambda: run(steps), 1)
+
+
+def train_steps_per_s(algo: str, updates: int) -> tuple[float, int]:
+    from semcom_jax import runs
+    from semcom_jax.agents.config import TrainConfig
+
+    cfg = TrainConfig.for_algo(algo, eval_episodes=64)
+    exp = runs.Experiment(cfg)
+    state = exp.init_state()
+    state, *_ = exp.run_chunk(state, updates)  # compile
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    state, *_ = exp.run_chunk(state, updates)
+    jax.block_until_ready(state)
+    return updates * cfg.steps_per_update / (time.perf_counter() - t0), exp.num_devices
+
+
+def run(progress=print) -> list[tuple[str, str]]:
+    rows = []
+    dev = jax.devices()
+    rows.append(("devices", f"{len(dev)} x {dev[0].platform} ({dev[0].device_kind})"))
+    for u, n in ((5, 4096), (50, 1024)):
+        sps = env_steps_per_s(u, 2 * u, n, max(u, (2**20 // (n * u)) * u))
+        rows.append((f"env U={u} Q={2 * u}, {n} envs", f"{sps:.3e} steps/s"))
+        progress(*rows[-1])
+    try:
+        rows.append(("Gymnasium loop, 1 env, U=5", f"{gym_steps_per_s():.3e} steps/s"))
+        progress(*rows[-1])
+    except ImportError:
+        rows.append(("Gymnasium loop", "skipped (pip install 'semcom-jax[gym]')"))
+    for algo, updates in (("ppo", 10), ("sac", 100), ("dqn", 100)):
+        sps, nd = train_steps_per_s(algo, updates)
+        rows.append((f"train {algo.upper()} (defaults, {nd} device{'s' if nd > 1 else ''})",
+                     f"{sps:.3e} env steps/s"))
+        progress(*rows[-1])
+    rows.append(("peak host memory",
+                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"))
+    return rows

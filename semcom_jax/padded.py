@@ -1,0 +1,121 @@
+"""Padded environments: one compiled program for many (U, Q), so a sweep over sizes is a vmap.
+
+``PaddedSemComEnv(max_users, max_rbs)`` has the shapes of the largest instance; the number of
+*active* users and RBs are runtime values in ``PaddedParams`` (``active_users``,
+``active_rbs``), a pytree like every other parameter, so ``vmap`` over a stack of them runs
+several sizes in one program. Padded RBs start "in use" (masked out of every action); padded
+users are skipped: their steps change nothing, pay nothing and violate nothing, and the episode
+still lasts ``max_users`` steps (the terminal reward comes at the last one). The "no RB" action
+always exists and is legal only when ``active_users > active_rbs``, as in the unpadded env.
+
+So an instance padded with :func:`pad_instance` and played with the same decisions returns
+exactly what the unpadded env returns (tested). Freshly drawn padded episodes draw every slot and
+use the first ``active_*`` ones, which has the same distribution as an unpadded draw.
+The observation keeps the padded layout: padded slots carry finite, meaningless values.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from semcom_jax.env import SemComEnv
+from semcom_jax.params import EnvParams, validate_params
+from semcom_jax.types import EnvState, Instance, Observation
+
+
+@struct.dataclass
+class PaddedParams(EnvParams):
+    active_users: int = 0  # 0 = all max_users
+    active_rbs: int = 0  # 0 = all max_rbs
+
+
+def padded_params(params: EnvParams, active_users: int, active_rbs: int) -> PaddedParams:
+    fields = {k: getattr(params, k) for k in EnvParams.__dataclass_fields__}
+    return PaddedParams(**fields, active_users=active_users, active_rbs=active_rbs)
+
+
+def stack_params(params_list) -> PaddedParams:
+    """A batch of parameters (leading axis) for ``vmap`` over sizes."""
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *params_list)
+
+
+def pad_instance(inst: Instance, max_users: int, max_rbs: int) -> Instance:
+    """Pads the user axis to ``max_users`` and the RB axis to ``max_rbs`` by repeating the last
+    user / RB (finite values; the padded env never uses them)."""
+    u, q = inst.distance_m.shape[0], inst.interference_w.shape[0]
+    if u > max_users or q > max_rbs:
+        raise ValueError(f"instance of U={u}, Q={q} does not fit max_users={max_users}, "
+                         f"max_rbs={max_rbs}")
+
+    def edge(x, n):
+        return jnp.concatenate([x, jnp.repeat(x[-1:], n - x.shape[0], axis=0)])
+
+    per_user = ("user_xy_m", "distance_m", "fading", "image_bits", "user_freq_hz",
+                "user_cycles_per_bit", "image_index")
+    out = {k: edge(getattr(inst, k), max_users) for k in per_user}
+    return inst.replace(**out, interference_w=edge(inst.interference_w, max_rbs))
+
+
+class PaddedSemComEnv(SemComEnv):
+    def __init__(self, max_users: int, max_rbs: int, **kwargs):
+        super().__init__(max_users, max_rbs, **kwargs)
+        self.has_no_rb = True
+        self.num_actions = self.num_encoders * max_rbs + 1
+        self.no_rb_action = self.num_encoders * max_rbs
+
+    @property
+    def default_params(self) -> PaddedParams:
+        return padded_params(EnvParams(), self.num_users, self.num_rbs)
+
+    def check_params(self, params: PaddedParams) -> PaddedParams:
+        validate_params(params, num_encoders=self.num_encoders)
+        for name, top in (("active_users", self.num_users), ("active_rbs", self.num_rbs)):
+            v = getattr(params, name, None)
+            if v is None or not (1 <= int(v) <= top):
+                raise ValueError(f"parameter {name!r} must lie in [1, {top}], got {v!r}")
+        return params
+
+    def _sizes(self, params):
+        return (jnp.asarray(params.active_users, jnp.int32),
+                jnp.asarray(params.active_rbs, jnp.int32))
+
+    def reset_to(self, instance: Instance, params) -> tuple[Observation, EnvState]:
+        state = self._padded_state(instance, params)
+        return self.observation(state, params), state
+
+    def reset_state(self, key, params) -> EnvState:
+        return self._padded_state(self.generator(key, params), params)
+
+    def _padded_state(self, instance: Instance, params) -> EnvState:
+        _, n_q = self._sizes(params)
+        state = self._initial_state(instance)
+        return state.replace(rb_used=jnp.arange(self.num_rbs) >= n_q)
+
+    def transition(self, key, state: EnvState, action, params):
+        n_u, n_q = self._sizes(params)
+        real = state.step < n_u
+        # "No RB" is legal only when the active users outnumber the active RBs.
+        a = jnp.asarray(action, jnp.int32)
+        no_rb_illegal = (a == self.no_rb_action) & (n_u <= n_q)
+        a = jnp.where(no_rb_illegal, -1, a)  # out of range: handled as an invalid action
+        new_state, reward, done, info = super().transition(key, state, a, params)
+        skip_state = state.replace(step=jnp.minimum(state.step + 1, self.num_users))
+        skip_done = skip_state.step >= self.num_users
+        skip_reward = jnp.where(state.step < self.num_users,
+                                self._reward_fn(state.user_reward, 0.0, skip_done), 0.0)
+        new_state = jax.tree.map(lambda x, y: jnp.where(real, x, y), new_state, skip_state)
+        done = jnp.where(real, done, skip_done)
+        reward = jnp.where(real, reward, skip_reward).astype(jnp.float32)
+        quiet = {"served": False, "invalid_action": False, "delay_violation": False,
+                 "energy_violation": False, "encoder": -1, "task_score": 0.0}
+        info = {k: (jnp.where(real, v, quiet[k]) if k in quiet else v) for k, v in info.items()}
+        info["padding"] = ~real
+        return new_state, reward, done, info
+
+    def observation(self, state: EnvState, params) -> Observation:
+        obs = super().observation(state, params)
+        n_u, n_q = self._sizes(params)
+        mask = obs.action_mask.at[-1].set(n_u > n_q)
+        return obs.replace(action_mask=mask)
