@@ -46,9 +46,9 @@ def point(u: int, n: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, nargs="+", default=[5, 50, 500])
-    ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 1024, 4096, 16384])
-    ap.add_argument("--max-decisions", type=float, default=3e6,
-                    help="skip points with num_envs * U above this (one rollout)")
+    ap.add_argument("--num-envs", type=int, nargs="+", default=[16, 64, 256, 1024, 4096, 16384])
+    ap.add_argument("--max-rollout-gib", type=float, default=4.0,
+                    help="skip points whose stored rollout (observations) alone exceeds this")
     ap.add_argument("--point", nargs=2, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.point:
@@ -57,7 +57,15 @@ def main(argv=None):
     from common import machine, write_csv
 
     rows = []
-    todo = [(5, 0)] + [(u, n) for u in a.users for n in a.num_envs if u * n <= a.max_decisions]
+    from semcom_jax.env import SemComEnv
+
+    def rollout_gib(u, n):  # one episode per rollout: U steps x n envs x one observation
+        env = SemComEnv(u, 2 * u)
+        per_step = 4 * (env.observation_size + 3 * env.num_rbs) + env.num_actions
+        return u * n * per_step / 2**30
+
+    todo = [(5, 0)] + [(u, n) for u in a.users for n in a.num_envs
+                       if rollout_gib(u, n) <= a.max_rollout_gib]
     for u, n in todo:
         r = subprocess.run([sys.executable, __file__, "--point", str(u), str(n)],
                            capture_output=True, text=True)

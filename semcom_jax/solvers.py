@@ -55,8 +55,17 @@ def action_table(instance: Instance, params: EnvParams, table: TaskTable) -> Act
     )
 
 
-def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTable) -> ActionTable:
-    return jax.jit(jax.vmap(action_table, (0, None, None)))(instances, params, table)
+def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTable,
+                          max_elements: int = 2**22) -> ActionTable:
+    """Action tables of a batch of instances, computed ``max_elements // (U K Q)`` episodes at a
+    time, so that the link maths' intermediates stay small at large U and Q."""
+    n, u = instances.distance_m.shape
+    q = instances.interference_w.shape[-1]
+    per = u * q * len(params.encoder_compute)
+    batch = max(1, min(n, max_elements // per))
+    fn = jax.jit(lambda i: jax.lax.map(lambda x: action_table(x, params, table), i,
+                                       batch_size=batch))
+    return fn(instances)
 
 
 # ----------------------------------------------------------------------------- summaries

@@ -95,3 +95,11 @@ def test_vmapped_size_sweep_equals_sizes_one_by_one():
     rows = sweep.evaluate(states, num_episodes=16)
     assert [(r["num_users"], r["num_rbs"]) for r in rows] == [(2, 3), (4, 5), (3, 2)]
     assert all(np.isfinite(r["normalised"]) for r in rows)
+
+
+def test_bench_measures_positive_rates():
+    from semcom_jax import bench
+
+    assert bench.env_steps_per_s(2, 3, 8, 4) > 0
+    sps, devices = bench.train_steps_per_s("dqn", 2)
+    assert sps > 0 and devices >= 1
