@@ -14,6 +14,7 @@ policy) and ``_learn`` (one gradient step), and ``policy_logits`` for greedy eva
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import flashbax as fbx
@@ -63,7 +64,7 @@ def polyak(params, target, tau: float):
     return optax.incremental_update(params, target, tau)
 
 
-class OffPolicy:
+class OffPolicy(abc.ABC):
     def __init__(self, config: TrainConfig, env: SemComEnv, env_params: EnvParams):
         config.validate()
         env.check_params(env_params)
@@ -80,20 +81,24 @@ class OffPolicy:
 
     # ------------------------------------------------------------------ to override
 
+    @abc.abstractmethod
     def _init_learner(self, key):
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def _act(self, params, key, obs: Observation, env_steps):
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def _learn(self, params, target_params, opt_state, batch: Replay, key, env_steps):
-        raise NotImplementedError
+        """See the module docstring."""
 
     def _schedule_metrics(self, params, env_steps) -> dict:
         return {}
 
+    @abc.abstractmethod
     def policy_logits(self, params, obs: Observation):
-        raise NotImplementedError
+        """See the module docstring."""
 
     # ------------------------------------------------------------------ shared
 
