@@ -23,8 +23,8 @@ def require(module: str):
 
 
 def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[0] \
-        or os.path.exists(name)
+    """A path rather than a hub name ("owner/model"): absolute, relative or home-based."""
+    return name.startswith((".", "/", "~")) or os.path.exists(name)
 
 
 def check_checkpoint(name: str, what: str) -> None:
