@@ -77,25 +77,28 @@ class SizeSweep:
         return out
 
     def greedy_returns(self, net_params, instances, env_params):
-        env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.obs_mode,
-                              reward="dense")
-        apply = self.trainer.network.apply
+        """Expected return of each (padded) instance under the greedy policy."""
+        if not hasattr(self, "_greedy"):  # compiled once for every size of the sweep
+            env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.obs_mode,
+                                  reward="dense")
+            apply = self.trainer.network.apply
 
-        @jax.jit
-        def run(instances):
-            def episode(instance):
-                obs, state = env.reset_to(instance, env_params)
+            def run(net_params, instances, env_params):
+                def episode(instance):
+                    obs, state = env.reset_to(instance, env_params)
 
-                def step(carry, _):
-                    obs, state, ret = carry
-                    logits, _ = apply(net_params, obs.features[None], obs.rb_features[None])
-                    a = jnp.argmax(nets.mask_logits(logits[0], obs.action_mask)).astype(jnp.int32)
-                    obs, state, r, _, _ = env.step(jax.random.PRNGKey(0), state, a, env_params)
-                    return (obs, state, ret + r), None
+                    def step(carry, _):
+                        obs, state, ret = carry
+                        logits, _ = apply(net_params, obs.features[None], obs.rb_features[None])
+                        a = jnp.argmax(nets.mask_logits(logits[0], obs.action_mask))
+                        obs, state, r, _, _ = env.step(jax.random.PRNGKey(0), state,
+                                                       a.astype(jnp.int32), env_params)
+                        return (obs, state, ret + r), None
 
-                (_, _, ret), _ = jax.lax.scan(step, (obs, state, 0.0), None, env.num_users)
-                return ret
+                    (_, _, ret), _ = jax.lax.scan(step, (obs, state, 0.0), None, env.num_users)
+                    return ret
 
-            return jax.vmap(episode)(instances)
+                return jax.vmap(episode)(instances)
 
-        return run(instances)
+            self._greedy = jax.jit(run)
+        return self._greedy(net_params, instances, env_params)
