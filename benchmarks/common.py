@@ -10,7 +10,7 @@ import time
 import jax
 
 from semcom_jax.atomic import atomic_open
-from semcom_jax.bench import best_time  # noqa: F401  (re-exported for the scripts)
+from semcom_jax.cli.bench import best_time  # noqa: F401  (re-exported for the scripts)
 
 
 def machine() -> str:

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best_time, machine, write_csv  # noqa: E402
 from numpy_env import NumpyVecEnv, random_legal_actions  # noqa: E402
 
-from semcom_jax.bench import random_action_runner  # noqa: E402
+from semcom_jax.cli.bench import random_action_runner  # noqa: E402
 from semcom_jax.env import SemComEnv  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

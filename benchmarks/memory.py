@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 def point(u: int, n: int) -> dict:
     import jax
 
-    from semcom_jax import runs
+    from semcom_jax.training import runs
     from semcom_jax.agents.config import TrainConfig
 
     if n > 0:

@@ -56,9 +56,9 @@ def measure(config: TrainConfig, updates: int, repeats: int):
     compiled = run.lower(state).compile()
     compile_s = time.perf_counter() - t0
     b = 1024
-    fwd = jax.jit(trainer.network.apply).lower(
-        state.params, jnp.zeros((b, env.observation_size)), jnp.zeros((b, env.num_rbs, 3))
-    ).compile()
+    obs = env.example_observation(b)
+    fwd = jax.jit(trainer.network.apply).lower(state.params, obs.features,
+                                               obs.rb_features).compile()
     flops_per_step = _flops(fwd) / b * (1 + 3 * config.update_epochs)
     jax.block_until_ready(compiled(state))
     t = best_time(lambda: jax.block_until_ready(compiled(state)), repeats)

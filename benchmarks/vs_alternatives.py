@@ -35,7 +35,8 @@ sys.path.insert(0, HERE)
 from common import machine, write_csv  # noqa: E402
 from env_throughput import bench_jax, bench_numpy  # noqa: E402
 
-from semcom_jax import runs, solvers  # noqa: E402
+from semcom_jax.baselines import report, solvers
+from semcom_jax.training import runs  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.agents.evaluate import Evaluator  # noqa: E402
 from semcom_jax.env import SemComEnv  # noqa: E402
@@ -45,7 +46,7 @@ EVAL_EPISODES, EVAL_SEED = 256, 12345
 
 
 def bench_gym_loop(steps: int) -> float:
-    from semcom_jax.gym_adapter import SemComGymEnv
+    from semcom_jax.env.gym_adapter import SemComGymEnv
 
     env = SemComGymEnv(num_users=U, num_rbs=Q)
     rng = np.random.default_rng(0)
@@ -122,7 +123,7 @@ def train_sb3(budget_s: float, chunk_steps: int, ev: Evaluator, n_envs: int = 8)
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from semcom_jax.gym_adapter import SemComGymEnv
+    from semcom_jax.env.gym_adapter import SemComGymEnv
 
     torch.set_num_threads(os.cpu_count() or 1)
     venv = DummyVecEnv([lambda: SemComGymEnv(num_users=U, num_rbs=Q) for _ in range(n_envs)])

@@ -37,7 +37,7 @@ import sys
 import numpy as np
 from scipy import stats
 
-from semcom_jax import runs
+from semcom_jax.training import runs
 from semcom_jax.agents.config import TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from semcom_jax import runs
+from semcom_jax.training import runs
 from semcom_jax.agents.config import TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,7 +92,7 @@ def plot(out, modes):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from semcom_jax.plots import _series
+    from semcom_jax.training.plots import _series
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, obs in enumerate(modes):

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 from common import machine, write_csv  # noqa: E402
 
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
-from semcom_jax.sweep import SizeSweep  # noqa: E402
+from semcom_jax.training.sweep import SizeSweep  # noqa: E402
 
 
 def main(argv=None):

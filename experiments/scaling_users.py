@@ -43,7 +43,7 @@ def point(u: int, q: int, budget: int, timeout_s: float) -> dict:
     import numpy as np
 
     from common import machine
-    from semcom_jax import runs
+    from semcom_jax.training import runs
     from semcom_jax.agents.config import TrainConfig
 
     n_envs = NUM_ENVS.get(u, max(4, 4096 // u))

@@ -8,7 +8,7 @@ Each argument is a list of TrainConfig keyword arguments.
 
 import time, jax, sys, json
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.runs import Experiment
+from semcom_jax.training.experiment import Experiment
 def main(specs):
   for spec in specs:
     kw = eval("dict(" + spec + ")")

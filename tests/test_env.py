@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax import link
+from semcom_jax.physics import link
 from semcom_jax.env import SemComEnv, uniform_legal_action
-from semcom_jax.wrappers import AutoResetEnv, VecEnv
+from semcom_jax.env.wrappers import AutoResetEnv, VecEnv
 
 
 def play(env, key, policy_key, params=None, actions=None):
@@ -20,7 +20,7 @@ def play(env, key, policy_key, params=None, actions=None):
     for t in range(env.num_users):
         if actions is None:
             policy_key, sub = jax.random.split(policy_key)
-            a = uniform_legal_action(sub, obs.action_mask, env.num_rbs)
+            a = uniform_legal_action(sub, obs.action_mask, env)
         else:
             a = actions[t]
         assert bool(obs.action_mask[a]) or actions is not None
@@ -203,7 +203,7 @@ def test_uniform_legal_action_is_legal_and_uniform():
     for u, q in ((5, 10), (6, 4)):
         env = SemComEnv(u, q)
         mask = jnp.ones(env.num_actions, bool).at[jnp.array([1, 1 + q, 1 + 2 * q])].set(False)
-        acts = jax.vmap(lambda k: uniform_legal_action(k, mask, q))(
+        acts = jax.vmap(lambda k: uniform_legal_action(k, mask, env))(
             jax.random.split(jax.random.PRNGKey(0), 40000))
         counts = np.bincount(np.asarray(acts), minlength=env.num_actions)
         legal = np.asarray(mask)
@@ -220,7 +220,7 @@ def test_vec_env_resets_every_u_steps_and_matches_env():
     step = jax.jit(venv.step)
     first_inst = vs.env_state.instance.interference_w
     for t in range(7):
-        a = uniform_legal_action(jax.random.PRNGKey(t), obs.action_mask, 4)
+        a = uniform_legal_action(jax.random.PRNGKey(t), obs.action_mask, env)
         obs, vs, r, done, info = step(jax.random.PRNGKey(50 + t), vs, a, p)
         assert bool(jnp.all(done)) == (t % 3 == 2)
         assert int(vs.clock) == (t + 1) % 3

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from semcom_jax.gym_adapter import ENV_ID, SemComGymEnv, SemComVectorEnv
+from semcom_jax.env.gym_adapter import ENV_ID, SemComGymEnv, SemComVectorEnv
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"num_users": 6, "num_rbs": 4, "obs_mode": "full"}])

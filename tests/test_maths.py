@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax import channel, costs, link
-from semcom_jax.params import EnvParams
-from semcom_jax.reward import unserved_term, user_term
-from semcom_jax.types import Instance
+from semcom_jax.physics import channel, costs, link
+from semcom_jax.physics.params import EnvParams
+from semcom_jax.env.reward import unserved_term, user_term
+from semcom_jax.physics.instance import Instance
 
 P = EnvParams()
 

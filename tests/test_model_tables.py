@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("diffusers")
 
-from semcom_jax import runs  # noqa: E402
+from semcom_jax.training import runs  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.builders import clip, hf, regen, tiny  # noqa: E402
 from semcom_jax.cli import main as cli  # noqa: E402

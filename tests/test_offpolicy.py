@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from semcom_jax import runs
+from semcom_jax.training import runs
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.agents.dqn import double_q_target, linear_epsilon
 from semcom_jax.agents.sac import soft_value, target_entropy, temperature_loss
@@ -61,10 +61,11 @@ def test_behaviour_policy_only_takes_legal_actions(algo):
     buf = jax.tree.map(lambda x: np.asarray(x)[0], state.buffer.experience)  # seed 0
     n = int(np.asarray(state.buffer.current_index)[0])
     actions = buf.action[0, :n]
-    masks = buf.mask[0, :n]
+    masks = buf.obs.action_mask[0, :n]
     assert n == 3 * 64 * 4
     assert masks[np.arange(n), actions].all()
-    # And the env never flagged an invalid action (it would count the user as unserved).
+    # And the env never flagged an invalid action, in any update.
+    assert float(np.max(np.asarray(metrics["invalid_action_rate"]))) == 0.0
     assert len(np.unique(actions)) > 3  # the policy explores, so the check is not vacuous
 
 
@@ -127,7 +128,7 @@ def test_seeds_vmapped_equal_seeds_alone(algo):
     _, m2, e2 = both.run_chunk(both.init_state(), 4)
     for s in range(2):
         one = runs.Experiment(TrainConfig.for_algo(algo, **{**TINY, "num_seeds": 1}))
-        one._keys = both._keys[s:s + 1]
+        one.seed_keys = both.seed_keys[s:s + 1]
         _, m1, e1 = one.run_chunk(one.init_state(), 4)
         np.testing.assert_allclose(np.asarray(m2["train_return"])[s],
                                    np.asarray(m1["train_return"])[0], rtol=1e-5, atol=1e-5)

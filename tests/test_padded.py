@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax import solvers
+from semcom_jax.baselines import solvers
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.env import SemComEnv, uniform_legal_action
-from semcom_jax.padded import PaddedSemComEnv, pad_instance, padded_params
-from semcom_jax.sweep import SizeSweep
+from semcom_jax.env.padded import PaddedSemComEnv, pad_instance, padded_params
+from semcom_jax.training.sweep import SizeSweep
 
 MAX_U, MAX_Q = 4, 5
 
@@ -40,12 +40,13 @@ def test_padded_instance_returns_exactly_the_unpadded_return(u, q, reward):
         decisions, padded_decisions = [], []
         for _ in range(u):
             a = int(uniform_legal_action(jax.random.PRNGKey(int(rng.integers(1 << 30))),
-                                         obs.action_mask, q))
+                                         obs.action_mask, plain))
             decisions.append(a)
             if plain.has_no_rb and a == plain.no_rb_action:
                 padded_decisions.append(pad.no_rb_action)
             else:
-                padded_decisions.append((a // q) * MAX_Q + a % q)
+                d = plain.actions.decode(a)
+                padded_decisions.append(int(pad.actions.encode(d.encoder, d.rb)))
             obs, state, *_ = plain.step(jax.random.PRNGKey(0), state, jnp.int32(a), p)
         r_plain, _, _ = _play(plain, p, inst, decisions)
         padded_decisions += [0] * (MAX_U - u)  # whatever the policy does on padded users

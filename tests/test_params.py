@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from semcom_jax.params import EnvParams, validate_params, validate_sizes
+from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
 
 
 def test_defaults_are_valid_and_match_spec():

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax import runs
+from semcom_jax.training import checkpoints, runs
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.agents.ppo import adapt_kl_coef, gae
@@ -63,8 +63,8 @@ def test_rollout_actions_are_always_legal():
     state = exp.init_state()
     one = jax.tree.map(lambda ax, x: x if ax is None else x[0], exp.axes, state,
                        is_leaf=lambda x: x is None)
-    _, _, _, traj = jax.jit(exp.trainer._rollout)(one)
-    legal = jnp.take_along_axis(traj.mask, traj.action[..., None], axis=-1)
+    _, _, _, traj = jax.jit(exp.trainer.rollout)(one)
+    legal = jnp.take_along_axis(traj.obs.action_mask, traj.action[..., None], axis=-1)
     assert bool(jnp.all(legal))
 
 
@@ -88,7 +88,7 @@ def test_seeds_vmapped_equal_seeds_alone():
     cfg = TrainConfig(**{**TINY, "num_seeds": 2})
     exp = runs.Experiment(cfg)
     state, metrics, _ = exp.run_chunk(exp.init_state(), 2)
-    alone = exp.trainer.init(exp._keys[1])
+    alone = exp.trainer.init(exp.seed_keys[1])
     alone, m1 = jax.jit(lambda s: exp.trainer.run(s, 2))(alone)
     np.testing.assert_allclose(np.asarray(metrics["train_return"][1]), np.asarray(m1["train_return"]),
                                rtol=1e-4)
@@ -98,11 +98,8 @@ def test_seeds_vmapped_equal_seeds_alone():
 
 def _final_params(run_dir):
     exp = runs.Experiment(runs.load_config(run_dir))
-    import orbax.checkpoint as ocp
-    m = ocp.CheckpointManager(os.path.join(os.path.abspath(run_dir), "checkpoints"))
-    st = exp.init_state()
-    st = m.restore(m.latest_step(), args=ocp.args.StandardRestore(
-        jax.tree.map(ocp.utils.to_shape_dtype_struct, st)))
+    m = checkpoints.manager(run_dir)
+    st = checkpoints.restore(m, m.latest_step(), exp.init_state())
     m.close()
     return st.params
 

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from semcom_jax import sharding
+from semcom_jax.training import sharding
 
 SCRIPT = r"""
 import json, jax, numpy as np
-from semcom_jax import runs
+from semcom_jax.training import runs
 from semcom_jax.agents.config import TrainConfig
 out = {"devices": len(jax.devices())}
 for algo in ("ppo", "sac", "dqn"):

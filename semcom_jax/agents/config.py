@@ -8,8 +8,8 @@ import math
 import os
 from typing import Any, Mapping
 
-from semcom_jax.env import OBS_MODES, REWARDS, SCORES
-from semcom_jax.params import EnvParams
+from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
+from semcom_jax.physics.params import EnvParams
 
 ALGOS = ("ppo", "sac", "dqn")
 OBJECTIVES = ("clip", "kl")
@@ -104,6 +104,8 @@ class TrainConfig:
         return self.steps_per_update // self.num_minibatches
 
     def make_env_params(self) -> EnvParams:
+        """``env_params`` on the SPEC defaults (validation; an env built for a table with its
+        own encoder costs starts from those instead: ``SemComEnv.make_params``)."""
         return EnvParams.from_dict(self.env_params)
 
     def to_dict(self) -> dict:

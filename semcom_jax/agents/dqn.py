@@ -14,9 +14,9 @@ import jax.numpy as jnp
 import optax
 
 from semcom_jax.agents import networks as nets
-from semcom_jax.agents.offpolicy import OffPolicy, Replay, polyak
-from semcom_jax.env import uniform_legal_action
-from semcom_jax.types import Observation
+from semcom_jax.agents.offpolicy import Learner, OffPolicy, polyak
+from semcom_jax.agents.rollout import Transition
+from semcom_jax.env.types import Observation
 
 
 def linear_epsilon(env_steps, start: float, end: float, decay_steps: float):
@@ -31,11 +31,21 @@ def double_q_target(q_next_online, q_next_target, next_mask, reward, done, gamma
     return reward + gamma * (1.0 - done.astype(jnp.float32)) * q_next
 
 
+def dqn_loss(params, target_params, q_fn, batch: Transition, gamma: float):
+    """Huber loss of ``Q(s, a)`` against the double-Q target (no gradient through the target).
+    ``q_fn(params, obs)`` gives per-action values. Returns ``(loss, mean Q(s, a))``."""
+    y = jax.lax.stop_gradient(double_q_target(
+        q_fn(params, batch.next_obs), q_fn(target_params, batch.next_obs),
+        batch.next_obs.action_mask, batch.reward, batch.done, gamma))
+    q_a = jnp.take_along_axis(q_fn(params, batch.obs), batch.action[:, None], axis=-1)[:, 0]
+    return jnp.mean(optax.huber_loss(q_a, y)), jnp.mean(q_a)
+
+
 class DQN(OffPolicy):
-    def _init_learner(self, key):
-        params = self.network.init(key, jnp.zeros((1, self.env.observation_size)),
-                                   jnp.zeros((1, self.env.num_rbs, 3)))
-        return params, params, self.optimizer.init(params)
+    def init_learner(self, key):
+        params = self.init_network(key)
+        return Learner(params=params, target_params=params,
+                       opt_state=self.optimizer.init(params))
 
     def epsilon(self, env_steps):
         cfg = self.config
@@ -43,33 +53,25 @@ class DQN(OffPolicy):
                               cfg.eps_fraction * cfg.total_env_steps)
 
     def policy_logits(self, params, obs: Observation):
-        return self._q_values(params, obs.features, obs.rb_features)
+        return self.q_values(params, obs)
 
-    def _act(self, params, key, obs: Observation, env_steps):
+    def act(self, params, key, obs: Observation, env_steps):
         k_explore, k_random = jax.random.split(key)
         q = self.policy_logits(params, obs)
         greedy = jnp.argmax(nets.mask_logits(q, obs.action_mask), axis=-1).astype(jnp.int32)
-        random = uniform_legal_action(k_random, obs.action_mask, self.env.num_rbs)
+        random = self.env.actions.uniform_legal(k_random, obs.action_mask)
         explore = jax.random.uniform(k_explore, greedy.shape) < self.epsilon(env_steps)
         return jnp.where(explore, random, greedy)
 
-    def _learn(self, params, target_params, opt_state, b: Replay, key, env_steps):
+    def learn(self, learner: Learner, batch: Transition, key, env_steps):
         cfg = self.config
-        q_next_online = self._q_values(params, b.next_features, b.next_rb_features)
-        q_next_target = self._q_values(target_params, b.next_features, b.next_rb_features)
-        y = jax.lax.stop_gradient(double_q_target(q_next_online, q_next_target, b.next_mask,
-                                                  b.reward, b.done, cfg.gamma))
+        (loss, q_mean), grads = jax.value_and_grad(dqn_loss, has_aux=True)(
+            learner.params, learner.target_params, self.q_values, batch, cfg.gamma)
+        updates, opt_state = self.optimizer.update(grads, learner.opt_state, learner.params)
+        params = optax.apply_updates(learner.params, updates)
+        target_params = polyak(params, learner.target_params, cfg.tau)
+        return (Learner(params=params, target_params=target_params, opt_state=opt_state),
+                {"q_loss": loss, "q_mean": q_mean})
 
-        def loss_fn(p):
-            q = self._q_values(p, b.features, b.rb_features)
-            q_a = jnp.take_along_axis(q, b.action[:, None], axis=-1)[:, 0]
-            return jnp.mean(optax.huber_loss(q_a, y)), jnp.mean(q_a)
-
-        (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        target_params = polyak(params, target_params, cfg.tau)
-        return (params, target_params, opt_state), {"q_loss": loss, "q_mean": q_mean}
-
-    def _schedule_metrics(self, params, env_steps) -> dict:
+    def schedule_metrics(self, params, env_steps) -> dict:
         return {"epsilon": self.epsilon(env_steps)}

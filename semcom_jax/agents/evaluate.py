@@ -12,10 +12,31 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from semcom_jax import solvers
 from semcom_jax.agents import networks as nets
-from semcom_jax.env import SemComEnv
-from semcom_jax.params import EnvParams
+from semcom_jax.baselines import report, solvers
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.types import EnvState
+from semcom_jax.physics.instance import Instance
+from semcom_jax.physics.params import EnvParams
+
+
+def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instance,
+                   env_params) -> tuple[EnvState, jnp.ndarray]:
+    """Plays one episode from ``instance`` with the arg-max legal action of
+    ``logits_fn(params, batched obs)``. Returns the final state (its ``encoder`` and ``rb`` are
+    the assignment) and the episode return. Jittable and vmappable over instances."""
+    obs, state = env.reset_to(instance, env_params)
+
+    def step(carry, _):
+        obs, state, ret = carry
+        logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
+        a = jnp.argmax(nets.mask_logits(logits, obs.action_mask)).astype(jnp.int32)
+        obs, state, r, _, _ = env.step(jax.random.PRNGKey(0), state, a, env_params)
+        return (obs, state, ret + r), None
+
+    (_, state, ret), _ = jax.lax.scan(step, (obs, state, jnp.float32(0.0)), None,
+                                      env.num_users)
+    return state, ret
 
 
 class Evaluator:
@@ -29,41 +50,33 @@ class Evaluator:
                                                    env_params)
         self.action_tables = solvers.batched_action_tables(self.instances, env_params,
                                                            self.env.table.data)
-        self.baselines = solvers.baseline_report(self.action_tables, jax.random.PRNGKey(seed + 1),
-                                                 self.env.encoder_names, random_draws)
+        self.baselines = report.baseline_report(self.action_tables, jax.random.PRNGKey(seed + 1),
+                                                self.env.encoder_names, random_draws)
         self.r_random = self.baselines["random"]["return"]
         self.r_opt = self.baselines["optimum"]["return"]
 
     def greedy_assignment(self, logits_fn: Callable, params):
-        """Plays every held-out episode with the arg-max legal action. Returns (encoders, rbs)."""
-        env, p = self.env, self.env_params
+        """Plays every held-out episode greedily. Returns ``(encoders, rbs)``, each (N, U)."""
+        states, _ = jax.vmap(lambda i: greedy_episode(self.env, logits_fn, params, i,
+                                                      self.env_params))(self.instances)
+        return states.encoder, states.rb
 
-        def episode(instance):
-            obs, state = env.reset_to(instance, p)
-
-            def step(carry, _):
-                obs, state = carry
-                logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
-                a = jnp.argmax(nets.mask_logits(logits, obs.action_mask)).astype(jnp.int32)
-                obs, state, *_ = env.step(jax.random.PRNGKey(0), state, a, p)
-                return (obs, state), None
-
-            (_, state), _ = jax.lax.scan(step, (obs, state), None, env.num_users)
-            return state.encoder, state.rb
-
-        return jax.vmap(episode)(self.instances)
-
-    def evaluate(self, logits_fn: Callable, params) -> dict:
-        """Jittable: mean return, normalised score, violation rates and encoder share."""
-        enc, rbs = self.greedy_assignment(logits_fn, params)
-        stats = solvers.assignment_stats(self.action_tables, jnp.where(rbs >= 0, enc, 0), rbs)
+    def score(self, encoders, rbs) -> dict:
+        """Jittable: mean return, normalised score, violation rates and encoder share of an
+        assignment (N, U) of the held-out episodes (``rbs == -1``: unserved)."""
+        stats = solvers.assignment_stats(self.action_tables, jnp.where(rbs >= 0, encoders, 0),
+                                         rbs)
         u = self.env.num_users
         r = jnp.mean(stats.episode_return)
         counts = jnp.sum(stats.encoder_counts, axis=0)
         return {
             "eval_return": r,
-            "eval_normalised": solvers.normalised_score(r, self.r_random, self.r_opt),
+            "eval_normalised": report.normalised_score(r, self.r_random, self.r_opt),
             "eval_delay_violation_rate": jnp.mean(stats.delay_violations) / u,
             "eval_energy_violation_rate": jnp.mean(stats.energy_violations) / u,
             "eval_encoder_share": counts / jnp.maximum(jnp.sum(counts), 1),
         }
+
+    def evaluate(self, logits_fn: Callable, params) -> dict:
+        """Jittable: :meth:`score` of the greedy policy."""
+        return self.score(*self.greedy_assignment(logits_fn, params))

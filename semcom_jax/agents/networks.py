@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from semcom_jax.env.actions import ActionCodec
+
 
 def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
@@ -79,9 +81,7 @@ class PerRBActorCritic(nn.Module):
     number of RBs, so what is learnt about one RB transfers to all.
     """
 
-    num_encoders: int
-    num_rbs: int
-    has_no_rb: bool
+    actions: ActionCodec  # the action layout the logits follow
     hidden: Sequence[int] = (64, 64)
     rb_hidden: int = 32
     value_head: bool = True  # False: per-action outputs only, value None (see ActorCritic)
@@ -98,19 +98,16 @@ class PerRBActorCritic(nn.Module):
         h_g = nn.Dense(self.rb_hidden, kernel_init=init, use_bias=False, name="g_in")(g)
         h_q = nn.tanh(h_rb + h_g[..., None, :])
         h_q = nn.tanh(nn.Dense(self.rb_hidden, kernel_init=init, name="rb_hidden")(h_q))
-        per_rb = nn.Dense(self.num_encoders, kernel_init=nn.initializers.orthogonal(0.01),
-                          name="rb_out")(h_q)  # (..., Q, K)
-        logits = jnp.swapaxes(per_rb, -1, -2).reshape(per_rb.shape[:-2] + (-1,))
-        if self.has_no_rb:
-            no_rb = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01), name="no_rb")(g)
-            logits = jnp.concatenate([logits, no_rb], axis=-1)
-        return logits, value
+        per_rb = nn.Dense(self.actions.num_encoders,
+                          kernel_init=nn.initializers.orthogonal(0.01), name="rb_out")(h_q)
+        no_rb = (nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01), name="no_rb")(g)
+                 if self.actions.has_no_rb else None)
+        return self.actions.flat_logits(per_rb, no_rb), value
 
 
 def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True):
     if kind == "mlp":
         return ActorCritic(env.num_actions, tuple(hidden), value_head)
     if kind == "per_rb":
-        return PerRBActorCritic(env.num_encoders, env.num_rbs, env.has_no_rb, tuple(hidden),
-                                rb_hidden, value_head)
+        return PerRBActorCritic(env.actions, tuple(hidden), rb_hidden, value_head)
     raise ValueError(f"network must be 'mlp' or 'per_rb', got {kind!r}")

@@ -5,7 +5,8 @@ Two objectives: the clipped surrogate (default) and the paper's eq. (13), the su
 adaptive KL penalty whose coefficient is doubled or halved after each update (Algorithm 1,
 line 8) when the measured KL leaves ``[target / 1.5, 1.5 target]``.
 
-API: ``trainer = PPO(config, env, env_params)``; ``state = trainer.init(key)``;
+API (shared with SAC and DQN, :class:`~semcom_jax.agents.base.Trainer`):
+``trainer = PPO(config, env, env_params)``; ``state = trainer.init(key)``;
 ``state, metrics = trainer.run(state, num_updates)``; ``trainer.train(key)`` does both at once.
 """
 
@@ -19,12 +20,11 @@ import optax
 from flax import struct
 
 from semcom_jax.agents import networks as nets
+from semcom_jax.agents.base import Trainer
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import rollout_metrics, seed_axes
-from semcom_jax.env import SemComEnv
-from semcom_jax.params import EnvParams
-from semcom_jax.wrappers import VecEnv, VecState
-from semcom_jax.types import Observation
+from semcom_jax.agents.rollout import Transition, collect, rollout_metrics
+from semcom_jax.env.types import Observation
+from semcom_jax.env.wrappers import VecState
 
 
 @struct.dataclass
@@ -37,21 +37,6 @@ class RunnerState:
     kl_coef: jnp.ndarray  # () float32, the adaptive penalty coefficient (objective "kl")
     update: jnp.ndarray  # () int32, updates done; the same for every seed
     env_params: Any  # EnvParams the envs run with: in the state, so a vmap can vary them
-
-
-@struct.dataclass
-class Transition:
-    features: jnp.ndarray  # (B, F)
-    rb_features: jnp.ndarray  # (B, Q, 3)
-    mask: jnp.ndarray  # (B, A)
-    action: jnp.ndarray  # (B,)
-    log_prob: jnp.ndarray  # (B,)
-    value: jnp.ndarray  # (B,)
-    reward: jnp.ndarray  # (B,)
-    done: jnp.ndarray  # (B,)
-    delay_violation: jnp.ndarray  # (B,)
-    energy_violation: jnp.ndarray  # (B,)
-    encoder: jnp.ndarray  # (B,) -1 if unserved
 
 
 def gae(rewards, values, dones, last_value, gamma: float, lam: float):
@@ -74,8 +59,8 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
              kl_coef):
     """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
-    logits, value = apply_fn(params, batch.features, batch.rb_features)
-    logp_all = nets.masked_log_probs(logits, batch.mask)
+    logits, value = apply_fn(params, batch.obs.features, batch.obs.rb_features)
+    logp_all = nets.masked_log_probs(logits, batch.obs.action_mask)
     logp = jnp.take_along_axis(logp_all, batch.action[:, None], axis=-1)[:, 0]
     log_ratio = logp - batch.log_prob
     ratio = jnp.exp(log_ratio)
@@ -88,7 +73,7 @@ def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: T
     else:
         pg_loss = -jnp.mean(ratio * adv) + kl_coef * approx_kl
     v_loss = 0.5 * jnp.mean((value - targets) ** 2)
-    ent = jnp.mean(nets.entropy(logp_all, batch.mask))
+    ent = jnp.mean(nets.entropy(logp_all, batch.obs.action_mask))
     loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
     return loss, {"pg_loss": pg_loss, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
 
@@ -99,42 +84,22 @@ def adapt_kl_coef(kl_coef, kl, target):
     return jnp.where(kl < target / 1.5, kl_coef / 2.0, kl_coef)
 
 
-class PPO:
-    def __init__(self, config: TrainConfig, env: SemComEnv, env_params: EnvParams):
-        config.validate()
-        env.check_params(env_params)
-        self.config = config
-        self.env = env
-        self.env_params = env_params
-        self.venv = VecEnv(env, config.num_envs)
-        self.network = nets.make_network(config.network, env, config.hidden, config.rb_hidden)
-        total_grad_steps = config.num_updates * config.update_epochs * config.num_minibatches
-        lr = (optax.linear_schedule(config.lr, 0.0, total_grad_steps) if config.anneal_lr
-              else config.lr)
-        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                                     optax.adam(lr, eps=1e-5))
+class PPO(Trainer):
+    adam_eps = 1e-5
+
+    def learning_rate(self):
+        cfg = self.config
+        total_grad_steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
+        return optax.linear_schedule(cfg.lr, 0.0, total_grad_steps) if cfg.anneal_lr else cfg.lr
 
     # ------------------------------------------------------------------ state
 
-    def init_params(self, key: jax.Array):
-        return self.network.init(key, jnp.zeros((1, self.env.observation_size)),
-                                 jnp.zeros((1, self.env.num_rbs, 3)))
+    def init_learner(self, key: jax.Array):
+        return self.init_network(key)
 
-    def init(self, key: jax.Array, env_params: EnvParams | None = None) -> RunnerState:
-        k_net, k_env, k_run = jax.random.split(key, 3)
-        return self.init_from(self.init_params(k_net), jax.random.fold_in(key, 1), env_params,
-                              keys=(k_env, k_run))
-
-    def init_from(self, params, key: jax.Array, env_params: EnvParams | None = None,
-                  keys=None) -> RunnerState:
-        """A runner state around given network parameters (e.g. one initialisation shared by
-        every size of a padded sweep); ``env_params`` defaults to the trainer's."""
-        k_env, k_run = keys if keys is not None else jax.random.split(key)
-        env_params = self.env_params if env_params is None else env_params
-        obs, vstate = self.venv.reset(k_env, env_params)
+    def make_state(self, params, obs, vstate, key, env_params) -> RunnerState:
         return RunnerState(params=params, opt_state=self.optimizer.init(params), vstate=vstate,
-                           obs=obs, key=k_run,
-                           kl_coef=jnp.float32(self.config.kl_coef_init),
+                           obs=obs, key=key, kl_coef=jnp.float32(self.config.kl_coef_init),
                            update=jnp.zeros((), jnp.int32), env_params=env_params)
 
     def policy_logits(self, params, obs: Observation):
@@ -142,29 +107,22 @@ class PPO:
 
     # ------------------------------------------------------------------ one update
 
-    def _rollout(self, state: RunnerState):
-        cfg = self.config
+    def rollout(self, state: RunnerState):
+        """``(obs, vstate, key, traj)``: ``num_steps`` steps of the batch under the policy."""
 
-        def step(carry, _):
-            obs, vstate, key = carry
-            key, k_act, k_env = jax.random.split(key, 3)
+        def act(key, obs):
             logits, value = self.network.apply(state.params, obs.features, obs.rb_features)
             logp_all = nets.masked_log_probs(logits, obs.action_mask)
-            action = nets.sample(k_act, logp_all)
+            action = nets.sample(key, logp_all)
             logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
-            obs2, vstate, reward, done, info = self.venv.step(k_env, vstate, action,
-                                                              state.env_params)
-            tr = Transition(obs.features, obs.rb_features, obs.action_mask, action, logp, value, reward, done,
-                            info["delay_violation"], info["energy_violation"], info["encoder"])
-            return (obs2, vstate, key), tr
+            return action, {"log_prob": logp, "value": value}
 
-        (obs, vstate, key), traj = jax.lax.scan(step, (state.obs, state.vstate, state.key), None,
-                                                cfg.num_steps)
-        return obs, vstate, key, traj
+        return collect(self.venv, act, state.obs, state.vstate, state.key, state.env_params,
+                       self.config.num_steps)
 
     def update(self, state: RunnerState, _=None):
         cfg = self.config
-        obs, vstate, key, traj = self._rollout(state)
+        obs, vstate, key, traj = self.rollout(state)
         _, last_value = self.network.apply(state.params, obs.features, obs.rb_features)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
@@ -194,24 +152,7 @@ class PPO:
         aux = jax.tree.map(jnp.mean, aux)
         kl_coef = (adapt_kl_coef(state.kl_coef, aux["approx_kl"], cfg.kl_target)
                    if cfg.objective == "kl" else state.kl_coef)
-        new_state = RunnerState(params=params, opt_state=opt_state, vstate=vstate, obs=obs,
-                                key=key, kl_coef=kl_coef, update=state.update + 1,
-                                env_params=state.env_params)
-        return new_state, self._metrics(traj, aux, kl_coef)
-
-    def _metrics(self, traj: Transition, aux, kl_coef):
-        return {**rollout_metrics(traj.reward, traj.done, traj.delay_violation,
-                                  traj.energy_violation, traj.encoder, self.env.num_encoders),
-                "kl_coef": kl_coef, **aux}
-
-    # ------------------------------------------------------------------ loops
-
-    def run(self, state: RunnerState, num_updates: int):
-        """``num_updates`` updates in one ``lax.scan``; metrics are stacked on axis 0."""
-        return jax.lax.scan(self.update, state, None, num_updates)
-
-    def train(self, key: jax.Array):
-        """The whole training run as one function of a key (jit it, vmap it over seeds)."""
-        return self.run(self.init(key), self.config.num_updates)
-
-    seed_axes = staticmethod(seed_axes)
+        new_state = state.replace(params=params, opt_state=opt_state, vstate=vstate, obs=obs,
+                                  key=key, kl_coef=kl_coef, update=state.update + 1)
+        return new_state, {**rollout_metrics(traj, self.env.num_encoders), "kl_coef": kl_coef,
+                           **aux}

@@ -1,36 +1,85 @@
-"""What every agent reports about the env steps of one update (same keys for PPO, SAC, DQN)."""
+"""What every agent does with the env batch: the rollout scan, the record of each step, the
+metrics every agent reports, and the seed axes of a runner state.
+
+One step record (:class:`Transition`) serves all three algorithms: PPO fills ``log_prob`` and
+``value``, the off-policy agents ``next_obs`` (what they bootstrap from); the fields an
+algorithm does not use stay ``None`` and cost nothing.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Optional
+
 import jax
 import jax.numpy as jnp
+from flax import struct
+
+from semcom_jax.env.types import Observation
+from semcom_jax.env.wrappers import VecEnv
 
 
-def rollout_metrics(reward, done, delay_violation, energy_violation, encoder,
-                    num_encoders: int) -> dict:
-    """Arrays are ``(T, B)`` over the rollout; ``encoder`` is -1 for an unserved user.
+@struct.dataclass
+class Transition:
+    """One lock-step env step of the whole batch. Leaves are (B, ...) per step; a rollout stacks
+    them on a leading time axis (T, B, ...)."""
 
-    ``train_return`` is the reward per finished episode; the violation and unserved rates are per
-    user decision; ``encoder_share`` (K,) is over served users."""
-    episodes = jnp.maximum(jnp.sum(done), 1)
-    served = encoder >= 0
-    enc = jnp.stack([jnp.sum(encoder == k) for k in range(num_encoders)])
+    obs: Observation  # what the action was chosen on
+    action: jnp.ndarray  # (B,) int32
+    reward: jnp.ndarray  # (B,) float32
+    done: jnp.ndarray  # (B,) bool, the episode ended with this step
+    delay_violation: jnp.ndarray  # (B,) bool
+    energy_violation: jnp.ndarray  # (B,) bool
+    encoder: jnp.ndarray  # (B,) int32, -1 if the user was left unserved
+    invalid_action: jnp.ndarray  # (B,) bool, the env refused the action (see the env docs)
+    log_prob: Optional[jnp.ndarray] = None  # (B,) PPO: log pi(action | obs) when acting
+    value: Optional[jnp.ndarray] = None  # (B,) PPO: V(obs)
+    next_obs: Optional[Observation] = None  # off-policy: the observation after the step
+
+
+def collect(venv: VecEnv, act: Callable, obs: Observation, vstate, key, env_params,
+            num_steps: int, keep_next_obs: bool = False):
+    """``num_steps`` lock-step steps of ``venv`` under ``act(key, obs) -> (action, extras)``
+    (``extras``: a dict of other :class:`Transition` fields). Returns
+    ``(obs, vstate, key, traj)`` with ``traj`` a time-major :class:`Transition`."""
+
+    def step(carry, _):
+        obs, vstate, key = carry
+        key, k_act, k_env = jax.random.split(key, 3)
+        action, extras = act(k_act, obs)
+        next_obs, vstate, reward, done, info = venv.step(k_env, vstate, action, env_params)
+        tr = Transition(obs=obs, action=action, reward=reward, done=done,
+                        delay_violation=info["delay_violation"],
+                        energy_violation=info["energy_violation"], encoder=info["encoder"],
+                        invalid_action=info["invalid_action"],
+                        next_obs=next_obs if keep_next_obs else None, **extras)
+        return (next_obs, vstate, key), tr
+
+    (obs, vstate, key), traj = jax.lax.scan(step, (obs, vstate, key), None, num_steps)
+    return obs, vstate, key, traj
+
+
+def rollout_metrics(traj: Transition, num_encoders: int) -> dict:
+    """What every agent reports about its rollout (arrays ``(T, B)``).
+
+    ``train_return`` is the reward per finished episode; the violation, unserved and invalid-action
+    rates are per user decision; ``encoder_share`` (K,) is over served users."""
+    episodes = jnp.maximum(jnp.sum(traj.done), 1)
+    served = traj.encoder >= 0
+    enc = jnp.stack([jnp.sum(traj.encoder == k) for k in range(num_encoders)])
     return {
-        "train_return": jnp.sum(reward) / episodes,
-        "delay_violation_rate": jnp.mean(delay_violation),
-        "energy_violation_rate": jnp.mean(energy_violation),
+        "train_return": jnp.sum(traj.reward) / episodes,
+        "delay_violation_rate": jnp.mean(traj.delay_violation),
+        "energy_violation_rate": jnp.mean(traj.energy_violation),
         "unserved_rate": jnp.mean(~served),
+        "invalid_action_rate": jnp.mean(traj.invalid_action),
         "encoder_share": enc / jnp.maximum(jnp.sum(served), 1),
     }
 
 
-def seed_axes(state):
+def seed_axes(state: Any):
     """``vmap`` axes of a runner state over seeds: everything batched except what all seeds
     share: the episode clock and update counter (scalars, so ``VecEnv``'s reset and the
-    off-policy learning gate stay real branches) and the env parameters, if the state holds
-    them."""
+    off-policy learning gate stay real branches) and the env parameters."""
     axes = jax.tree.map(lambda _: 0, state)
-    axes = axes.replace(vstate=axes.vstate.replace(clock=None), update=None)
-    if hasattr(state, "env_params"):
-        axes = axes.replace(env_params=jax.tree.map(lambda _: None, state.env_params))
-    return axes
+    return axes.replace(vstate=axes.vstate.replace(clock=None), update=None,
+                        env_params=jax.tree.map(lambda _: None, state.env_params))

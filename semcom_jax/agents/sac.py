@@ -17,10 +17,23 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
+from typing import Any
+
+from flax import struct
 
 from semcom_jax.agents import networks as nets
-from semcom_jax.agents.offpolicy import OffPolicy, Replay, polyak
-from semcom_jax.types import Observation
+from semcom_jax.agents.offpolicy import Learner, OffPolicy, polyak
+from semcom_jax.agents.rollout import Transition
+from semcom_jax.env.types import Observation
+
+
+@struct.dataclass
+class SACParams:
+    """SAC's learnt quantities; its optimiser state has the same structure (one state each)."""
+
+    actor: Any  # policy network
+    critic: Any  # twin critics, stacked on a leading axis of 2
+    log_alpha: Any  # () float32, log of the entropy temperature
 
 
 def target_entropy(mask, scale: float):
@@ -37,66 +50,79 @@ def soft_value(logits, q, mask, alpha):
     return jnp.sum(jnp.where(mask, jnp.exp(logp) * (q - alpha * logp), 0.0), axis=-1)
 
 
+def twin_q(q_fn, critic, obs: Observation):
+    """(2, B, A) per-action values of both critics."""
+    return jax.vmap(lambda p: q_fn(p, obs))(critic)
+
+
+def critic_loss(critic, target_critic, actor, log_alpha, q_fn, batch: Transition,
+                gamma: float):
+    """Soft Bellman error of both critics; the target's soft value sums over legal actions
+    only. Returns ``(loss, (2, B, A) values of the batch's states)``."""
+    alpha = jnp.exp(log_alpha)
+    next_logits = q_fn(actor, batch.next_obs)
+    q_next = jnp.min(twin_q(q_fn, target_critic, batch.next_obs), 0)
+    y = batch.reward + gamma * (1.0 - batch.done.astype(jnp.float32)) * soft_value(
+        next_logits, q_next, batch.next_obs.action_mask, alpha)
+    y = jax.lax.stop_gradient(y)
+    q = twin_q(q_fn, critic, batch.obs)
+    q_a = jnp.take_along_axis(q, batch.action[None, :, None], axis=-1)[..., 0]  # (2, B)
+    return 0.5 * jnp.mean(jnp.sum((q_a - y[None]) ** 2, axis=0)), q
+
+
+def actor_loss(actor, q_min, log_alpha, q_fn, obs: Observation):
+    """``E_s sum_{a legal} pi(a|s) [alpha log pi(a|s) - min_i Q_i(s, a)]``; ``q_min`` is held
+    fixed. Returns ``(loss, per-state entropy)``."""
+    alpha = jnp.exp(log_alpha)
+    logp = nets.masked_log_probs(q_fn(actor, obs), obs.action_mask)
+    loss = jnp.sum(jnp.where(obs.action_mask, jnp.exp(logp) * (alpha * logp - q_min), 0.0), -1)
+    return jnp.mean(loss), nets.entropy(logp, obs.action_mask)
+
+
 class SAC(OffPolicy):
-    def _init_learner(self, key):
+    def init_learner(self, key):
         k_actor, k_q1, k_q2 = jax.random.split(key, 3)
-        x = (jnp.zeros((1, self.env.observation_size)), jnp.zeros((1, self.env.num_rbs, 3)))
-        actor = self.network.init(k_actor, *x)
-        critic = jax.tree.map(lambda a, b: jnp.stack([a, b]), self.network.init(k_q1, *x),
-                              self.network.init(k_q2, *x))
-        params = {"actor": actor, "critic": critic,
-                  "log_alpha": jnp.log(jnp.float32(self.config.alpha_init))}
-        opt_state = {k: self.optimizer.init(v) for k, v in params.items()}
-        return params, critic, opt_state
+        actor = self.init_network(k_actor)
+        critic = jax.tree.map(lambda a, b: jnp.stack([a, b]), self.init_network(k_q1),
+                              self.init_network(k_q2))
+        params = SACParams(actor=actor, critic=critic,
+                           log_alpha=jnp.log(jnp.float32(self.config.alpha_init)))
+        opt_state = SACParams(actor=self.optimizer.init(actor),
+                              critic=self.optimizer.init(critic),
+                              log_alpha=self.optimizer.init(params.log_alpha))
+        return Learner(params=params, target_params=critic, opt_state=opt_state)
 
-    def policy_logits(self, params, obs: Observation):
-        return self.network.apply(params["actor"], obs.features, obs.rb_features)[0]
+    def policy_logits(self, params: SACParams, obs: Observation):
+        return self.q_values(params.actor, obs)
 
-    def _twin_q(self, critic, features, rb_features):
-        return jax.vmap(lambda p: self._q_values(p, features, rb_features))(critic)  # (2, B, A)
-
-    def _act(self, params, key, obs: Observation, env_steps):
+    def act(self, params: SACParams, key, obs: Observation, env_steps):
         return nets.sample(key, nets.masked_log_probs(self.policy_logits(params, obs),
                                                       obs.action_mask))
 
-    def _learn(self, params, target_critic, opt_state, b: Replay, key, env_steps):
+    def learn(self, learner: Learner, batch: Transition, key, env_steps):
         cfg = self.config
-        alpha = jnp.exp(params["log_alpha"])
-        next_logits = self.network.apply(params["actor"], b.next_features, b.next_rb_features)[0]
-        q_next = jnp.min(self._twin_q(target_critic, b.next_features, b.next_rb_features), 0)
-        y = b.reward + cfg.gamma * (1.0 - b.done.astype(jnp.float32)) * soft_value(
-            next_logits, q_next, b.next_mask, alpha)
-        y = jax.lax.stop_gradient(y)
-
-        def critic_loss(critic):
-            q = self._twin_q(critic, b.features, b.rb_features)
-            q_a = jnp.take_along_axis(q, b.action[None, :, None], axis=-1)[..., 0]  # (2, B)
-            return 0.5 * jnp.mean(jnp.sum((q_a - y[None]) ** 2, axis=0)), q
-
+        p = learner.params
         (q_loss, q_all), g_critic = jax.value_and_grad(critic_loss, has_aux=True)(
-            params["critic"])
+            p.critic, learner.target_params, p.actor, p.log_alpha, self.q_values, batch,
+            cfg.gamma)
         q_min = jax.lax.stop_gradient(jnp.min(q_all, axis=0))
-
-        def actor_loss(actor):
-            logits = self.network.apply(actor, b.features, b.rb_features)[0]
-            logp = nets.masked_log_probs(logits, b.mask)
-            loss = jnp.sum(jnp.where(b.mask, jnp.exp(logp) * (alpha * logp - q_min), 0.0), -1)
-            return jnp.mean(loss), nets.entropy(logp, b.mask)
-
-        (pi_loss, ent), g_actor = jax.value_and_grad(actor_loss, has_aux=True)(params["actor"])
-        h_target = target_entropy(b.mask, cfg.target_entropy_scale)
-        a_loss, g_alpha = jax.value_and_grad(temperature_loss)(params["log_alpha"], ent,
-                                                                h_target)
-        grads = {"actor": g_actor, "critic": g_critic, "log_alpha": g_alpha}
-        new_params, new_opt = {}, {}
-        for k in params:
-            upd, new_opt[k] = self.optimizer.update(grads[k], opt_state[k], params[k])
-            new_params[k] = optax.apply_updates(params[k], upd)
-        target_critic = polyak(new_params["critic"], target_critic, cfg.tau)
-        return (new_params, target_critic, new_opt), {
+        (pi_loss, ent), g_actor = jax.value_and_grad(actor_loss, has_aux=True)(
+            p.actor, q_min, p.log_alpha, self.q_values, batch.obs)
+        h_target = target_entropy(batch.obs.action_mask, cfg.target_entropy_scale)
+        a_loss, g_alpha = jax.value_and_grad(temperature_loss)(p.log_alpha, ent, h_target)
+        grads = SACParams(actor=g_actor, critic=g_critic, log_alpha=g_alpha)
+        parts = {}
+        for name in ("actor", "critic", "log_alpha"):
+            upd, opt = self.optimizer.update(getattr(grads, name),
+                                             getattr(learner.opt_state, name), getattr(p, name))
+            parts[name] = (optax.apply_updates(getattr(p, name), upd), opt)
+        params = SACParams(**{k: v[0] for k, v in parts.items()})
+        opt_state = SACParams(**{k: v[1] for k, v in parts.items()})
+        target_critic = polyak(params.critic, learner.target_params, cfg.tau)
+        return Learner(params=params, target_params=target_critic, opt_state=opt_state), {
             "q_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": a_loss,
             "entropy": jnp.mean(ent), "target_entropy": jnp.mean(h_target),
             "q_mean": jnp.mean(q_min)}
 
-    def _schedule_metrics(self, params, env_steps) -> dict:
-        return {"alpha": jnp.exp(params["log_alpha"])}
+    def schedule_metrics(self, params: SACParams, env_steps) -> dict:
+        return {"alpha": jnp.exp(params.log_alpha)}

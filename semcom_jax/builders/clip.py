@@ -20,14 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.builders import hf
+from semcom_jax.physics.params import ENCODER_NAMES
 from semcom_jax.builders.images import LabelledImages, read_images
 from semcom_jax.builders.parts import PartStore
 from semcom_jax.builders.scoring import score_over_grid, snr_grid
-from semcom_jax.tables import save_table
+from semcom_jax.tables.format import save_table
 
 DEFAULT_CHECKPOINTS = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16",
                        "openai/clip-vit-large-patch14")
-DEFAULT_NAMES = ("ViT-B/32", "ViT-B/16", "ViT-L/14")
+DEFAULT_NAMES = ENCODER_NAMES
 PROMPT = "an image of a {}"
 B32_MACS = 4.4e9
 
@@ -103,7 +104,7 @@ def build(images: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names=None,
         part = parts.load(i, settings)
         if part is None:
             part = encode_checkpoint(ckpt, data, batch_size, bar)
-            score, acc = score_over_grid(jax.random.fold_in(key, i), part["image_features"],
+            score, acc, _ = score_over_grid(jax.random.fold_in(key, i), part["image_features"],
                                          part["text_features"], part["logit_scale"],
                                          data.labels, grid, draws)
             part.update(score=score, accuracy=acc)

@@ -33,7 +33,8 @@ from semcom_jax.builders import hf
 from semcom_jax.builders.clip import DEFAULT_CHECKPOINTS, check_names, image_features
 from semcom_jax.builders.images import read_images
 from semcom_jax.builders.parts import PartStore
-from semcom_jax.tables import corrupt_feature, save_table
+from semcom_jax.tables.feature_channel import corrupt_feature
+from semcom_jax.tables.format import save_table
 
 DEFAULT_SNR_DB = (-20.0, -10.0, 0.0, 10.0, 20.0, 30.0)
 

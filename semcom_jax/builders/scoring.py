@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.tables import corrupt_feature, zero_shot_log_probs
+from semcom_jax.tables.feature_channel import corrupt_feature, zero_shot_log_probs
 
 
 def snr_grid(lo_db: float, hi_db: float, step_db: float) -> np.ndarray:
@@ -36,18 +36,24 @@ def channel_scores(key, image_features, feature_dim, text_features, logit_scale,
     return jnp.mean(lp), jnp.mean(acc)
 
 
-def score_over_grid(key, image_features, text_features, logit_scale, labels, snr_db, draws: int):
-    """Scores of one encoder on the whole grid: ``(score (G,), accuracy (G,))``."""
+def score_over_grid(key, image_features, text_features, logit_scale, labels, snr_db, draws: int,
+                    feature_dim=None):
+    """Scores of one encoder on the whole grid: ``(score (G,), accuracy (G,), key)``.
+
+    ``image_features`` (N, D) may be zero-padded beyond ``feature_dim`` (default: all of D).
+    One sub-key per grid point is split off ``key`` in grid order; the advanced key is returned
+    so that several encoders can share one chain of keys."""
     img = jnp.asarray(image_features, jnp.float32)
     txt = jnp.asarray(text_features, jnp.float32)
-    dim = jnp.int32(img.shape[-1])
+    dim = jnp.int32(img.shape[-1] if feature_dim is None else feature_dim)
     lab = jnp.asarray(labels, jnp.int32)
     dummy = jnp.zeros((draws,))
     score = np.zeros(len(snr_db), np.float32)
     acc = np.zeros(len(snr_db), np.float32)
     for g, s in enumerate(snr_db):
         key, sub = jax.random.split(key)
-        lp, a = channel_scores(sub, img, dim, txt, jnp.float32(logit_scale), lab,
-                               jnp.float32(10.0 ** (float(s) / 10.0)), dummy)
+        snr_linear = jnp.float32(10.0 ** (np.float32(s) / 10.0))  # float32 all the way
+        lp, a = channel_scores(sub, img, dim, txt, jnp.float32(logit_scale), lab, snr_linear,
+                               dummy)
         score[g], acc[g] = float(lp), float(a)
-    return score, acc
+    return score, acc, key

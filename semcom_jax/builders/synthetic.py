@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.params import ENCODER_NAMES, EnvParams
-from semcom_jax.builders.scoring import channel_scores
+from semcom_jax.physics.params import ENCODER_NAMES, EnvParams
+from semcom_jax.builders.scoring import score_over_grid
 from semcom_jax.tables import default_table_path, save_table, zero_shot_log_probs
 
 # CLIP paper (Radford et al. 2021), Table 11, zero-shot CIFAR-10 accuracy.
@@ -79,21 +79,14 @@ def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int 
     snr_db = np.arange(snr_lo_db, snr_hi_db + 0.5 * snr_step_db, snr_step_db, dtype=np.float32)
     lab = jnp.asarray(labels)
 
-    dummy = jnp.zeros((noise_draws,))
-
-    def measure(key, e, snr_lin):
-        return channel_scores(key, img32[e], dims[e], txt32[e], scale[e], lab, snr_lin, dummy)
-
     key = jax.random.PRNGKey(seed)
     score = np.zeros((k, snr_db.shape[0]), np.float32)
     accuracy = np.zeros_like(score)
     for e in range(k):
         logp0 = zero_shot_log_probs(img32[e], txt32[e], scale[e])
         clean_acc.append(float(jnp.mean(jnp.argmax(logp0, -1) == lab)))
-        for g, s in enumerate(snr_db):
-            key, sub = jax.random.split(key)
-            lp, acc = measure(sub, e, jnp.float32(10.0 ** (s / 10.0)))
-            score[e, g], accuracy[e, g] = float(lp), float(acc)
+        score[e], accuracy[e], key = score_over_grid(key, img32[e], txt32[e], scale[e], lab,
+                                                     snr_db, noise_draws, feature_dim=dims[e])
     defaults = EnvParams()
     meta = {
         "task": "classification",

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from semcom_jax.env import SemComEnv
-from semcom_jax.params import EnvParams
-from semcom_jax.types import EnvState, Observation
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.types import EnvState, Observation
+from semcom_jax.physics.params import EnvParams
 
 
 def _select(pred, on_true, on_false):

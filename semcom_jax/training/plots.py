@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from semcom_jax.training.files import read_metrics
+
 
 def _series(rows, key):
     """(x env steps, per-seed matrix) of a metric, skipping rows where it is missing."""
@@ -24,8 +26,6 @@ def plot_run(run_dir: str) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from semcom_jax.runs import read_metrics
 
     rows = read_metrics(run_dir)
     if not rows:

@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax import solvers
-from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
+from semcom_jax.agents.evaluate import greedy_episode
 from semcom_jax.agents.ppo import PPO
-from semcom_jax.env import SemComEnv
-from semcom_jax.padded import PaddedSemComEnv, pad_instance, padded_params, stack_params
+from semcom_jax.baselines import report, solvers
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.padded import PaddedSemComEnv, pad_instance, stack_params
 
 
 class SizeSweep:
@@ -36,8 +36,9 @@ class SizeSweep:
                                           num_rbs=self.max_rbs).validate()
         self.env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=config.obs_mode,
                                    reward=config.reward)
-        base = config.make_env_params()
-        self.params = [self.env.check_params(padded_params(base, u, q)) for u, q in sizes]
+        base = self.env.make_params(config.env_params)
+        self.params = [self.env.check_params(base.replace(active_users=u, active_rbs=q))
+                       for u, q in sizes]
         self.stacked = stack_params(self.params)
         self.trainer = PPO(self.config, self.env, self.params[0])
 
@@ -50,7 +51,7 @@ class SizeSweep:
         ``vmapped=False`` runs the sizes one after the other (same maths, one compile each)."""
         n = self.config.num_updates if num_updates is None else num_updates
         k_net, k_run = jax.random.split(key)
-        net_params = jax.jit(self.trainer.init_params)(k_net)
+        net_params = jax.jit(self.trainer.init_learner)(k_net)
         fn = lambda p: self._run(net_params, k_run, p, n)  # noqa: E731
         if vmapped:
             return jax.jit(jax.vmap(fn))(self.stacked)
@@ -65,14 +66,14 @@ class SizeSweep:
             p = plain.default_params
             inst = plain.sample_instances(jax.random.PRNGKey(seed), num_episodes, p)
             tables = solvers.batched_action_tables(inst, p, plain.table.data)
-            base = solvers.baseline_report(tables, jax.random.PRNGKey(seed + 1),
-                                           plain.encoder_names)
+            base = report.baseline_report(tables, jax.random.PRNGKey(seed + 1),
+                                          plain.encoder_names)
             padded = jax.vmap(lambda x: pad_instance(x, self.max_users, self.max_rbs))(inst)
             params = jax.tree.map(lambda x: x[i], states.params)
             r = float(np.mean(self.greedy_returns(params, padded, self.params[i])))
             r_rand, r_opt = base["random"]["return"], base["optimum"]["return"]
             out.append({"num_users": u, "num_rbs": q, "eval_return": r,
-                        "normalised": (r - r_rand) / (r_opt - r_rand),
+                        "normalised": report.normalised_score(r, r_rand, r_opt),
                         "random": r_rand, "optimum": r_opt})
         return out
 
@@ -81,24 +82,6 @@ class SizeSweep:
         if not hasattr(self, "_greedy"):  # compiled once for every size of the sweep
             env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.obs_mode,
                                   reward="dense")
-            apply = self.trainer.network.apply
-
-            def run(net_params, instances, env_params):
-                def episode(instance):
-                    obs, state = env.reset_to(instance, env_params)
-
-                    def step(carry, _):
-                        obs, state, ret = carry
-                        logits, _ = apply(net_params, obs.features[None], obs.rb_features[None])
-                        a = jnp.argmax(nets.mask_logits(logits[0], obs.action_mask))
-                        obs, state, r, _, _ = env.step(jax.random.PRNGKey(0), state,
-                                                       a.astype(jnp.int32), env_params)
-                        return (obs, state, ret + r), None
-
-                    (_, _, ret), _ = jax.lax.scan(step, (obs, state, 0.0), None, env.num_users)
-                    return ret
-
-                return jax.vmap(episode)(instances)
-
-            self._greedy = jax.jit(run)
+            play = lambda p, i, e: greedy_episode(env, self.trainer.policy_logits, p, i, e)[1]  # noqa: E731
+            self._greedy = jax.jit(jax.vmap(play, (None, 0, None)))
         return self._greedy(net_params, instances, env_params)

@@ -1,6 +1,6 @@
 """Gymnasium adapters (needs the ``gym`` extra): a single env and a lock-step vector env.
 
-Observations are ``{"features": float32 (F,), "rb_features": float32 (Q, 3),
+Observations are ``{"features": float32 (F,), "rb_features": float32 (Q, RB_FEATURES),
 "action_mask": int8 (A,)}``; the mask is also
 available as ``env.action_masks()`` for libraries that ask for it (e.g. sb3-contrib's MaskablePPO).
 Invalid actions follow the JAX env (the user is left unserved and ``info["invalid_action"]`` is
@@ -19,8 +19,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from semcom_jax.env import SemComEnv
-from semcom_jax.params import EnvParams
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.types import RB_FEATURES
+from semcom_jax.physics.params import EnvParams
 
 
 def _spaces(env: SemComEnv):
@@ -28,7 +29,7 @@ def _spaces(env: SemComEnv):
         # Every feature is a log10 / dB of a float32 quantity scaled down, or a ratio <= 1:
         # |x| < 100 holds for any finite float32 state.
         "features": spaces.Box(-100.0, 100.0, (env.observation_size,), np.float32),
-        "rb_features": spaces.Box(-100.0, 100.0, (env.num_rbs, 3), np.float32),
+        "rb_features": spaces.Box(-100.0, 100.0, (env.num_rbs, RB_FEATURES), np.float32),
         "action_mask": spaces.MultiBinary(env.num_actions),
     })
     return obs, spaces.Discrete(env.num_actions)
@@ -138,4 +139,4 @@ class SemComVectorEnv(gym.vector.VectorEnv):
 
 ENV_ID = "semcom_jax/SemCom-v0"
 if ENV_ID not in gym.registry:
-    gym.register(id=ENV_ID, entry_point="semcom_jax.gym_adapter:SemComGymEnv")
+    gym.register(id=ENV_ID, entry_point="semcom_jax.env.gym_adapter:SemComGymEnv")

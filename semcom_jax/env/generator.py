@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from semcom_jax.params import EnvParams
-from semcom_jax.types import Instance
+from semcom_jax.physics.instance import Instance
+from semcom_jax.physics.params import EnvParams
 
 
 class UniformGenerator:

@@ -144,7 +144,7 @@ def _run(args) -> int:
             import jax
 
             jax.distributed.initialize()
-        from semcom_jax import runs
+        from semcom_jax.training import runs
 
         if args.resume:
             run_dir = args.resume
@@ -162,14 +162,15 @@ def _run(args) -> int:
         print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots', 'learning_curve.png')}")
         return 0
     if args.cmd == "eval":
-        from semcom_jax import runs, solvers
+        from semcom_jax.baselines import report
+        from semcom_jax.training import runs
 
         out = runs.evaluate_run(args.run)
         print(f"run {args.run}, update {out['update']}, held-out episodes:")
-        print(solvers.format_report(out["report"], out["encoders"]))
+        print(report.format_report(out["report"], out["encoders"]))
         return 0
     if args.cmd == "plot":
-        from semcom_jax.plots import plot_run
+        from semcom_jax.training.plots import plot_run
 
         for p in plot_run(args.run):
             print(p)
@@ -177,9 +178,9 @@ def _run(args) -> int:
     if args.cmd == "baselines":
         import jax
 
-        from semcom_jax import solvers
-        from semcom_jax.env import SemComEnv
-        from semcom_jax.tables import load_table
+        from semcom_jax.baselines import report, solvers
+        from semcom_jax.env.environment import SemComEnv
+        from semcom_jax.tables.format import load_table
 
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
@@ -187,15 +188,15 @@ def _run(args) -> int:
         p = env.default_params
         at = solvers.batched_action_tables(
             env.sample_instances(jax.random.PRNGKey(args.seed), args.episodes, p), p, env.table.data)
-        rep = solvers.baseline_report(at, jax.random.PRNGKey(args.seed + 1), env.encoder_names)
+        rep = report.baseline_report(at, jax.random.PRNGKey(args.seed + 1), env.encoder_names)
         print(f"U={args.users} Q={args.rbs}, {args.episodes} episodes, table: "
               f"{env.table.metadata['source']} ({env.table.metadata.get('dataset', '')})")
-        print(solvers.format_report(rep, env.encoder_names))
+        print(report.format_report(rep, env.encoder_names))
         return 0
     if args.cmd == "tables":
         return _tables(args)
     if args.cmd == "bench":
-        from semcom_jax import bench
+        from semcom_jax.cli import bench
 
         print("semcom-jax bench (quick; full benchmarks: benchmarks/*.py, "
               "experiments/scaling_users.py)")

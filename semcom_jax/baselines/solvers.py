@@ -20,11 +20,13 @@ import numpy as np
 from flax import struct
 from scipy.optimize import linear_sum_assignment
 
-from semcom_jax import link
-from semcom_jax.params import EnvParams
-from semcom_jax.reward import unserved_term, user_term
-from semcom_jax.tables import TaskTable, interp_score
-from semcom_jax.types import Instance
+from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.reward import unserved_term, user_term
+from semcom_jax.physics import link
+from semcom_jax.physics.instance import Instance
+from semcom_jax.physics.params import EnvParams
+from semcom_jax.tables.format import TaskTable
+from semcom_jax.tables.lookup import interp_score
 
 
 @struct.dataclass
@@ -137,21 +139,21 @@ def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
 def _sequential(at: ActionTable, pick: Callable, key, allow_unserved: bool):
     """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index."""
     u_count, k_count, q_count = at.value.shape
+    codec = ActionCodec(k_count, q_count, has_no_rb=allow_unserved)
     min_val = jnp.finfo(jnp.float32).min
 
     def body(carry, xs):
         used, key = carry
-        vals, unserved_v = xs
-        legal = jnp.broadcast_to(~used, (k_count, q_count)).reshape(-1)
-        flat = jnp.where(legal, vals.reshape(-1), min_val)
-        if allow_unserved:
-            legal = jnp.concatenate([legal, jnp.ones((1,), bool)])
-            flat = jnp.concatenate([flat, unserved_v[None]])
+        vals, unserved_v = xs  # (K, Q), ()
+        legal = codec.mask(~used)
+        per_rb = jnp.swapaxes(vals, 0, 1)  # (Q, K), the layout flat_logits reads
+        flat = codec.flat_logits(per_rb, unserved_v[None] if allow_unserved else None)
+        flat = jnp.where(legal, flat, min_val)
         key, sub = jax.random.split(key)
-        a = pick(sub, flat, legal)
-        served = a < k_count * q_count
-        k = jnp.where(served, a // q_count, 0)
-        q = jnp.where(served, a % q_count, -1)
+        act = codec.decode(pick(sub, flat, legal))
+        served = ~act.no_rb
+        k = jnp.where(served, act.encoder, 0)
+        q = jnp.where(served, act.rb, -1)
         used = used | ((jnp.arange(q_count) == q) & served)
         return (used, key), (k, q)
 
@@ -183,63 +185,3 @@ def random_policy(at: ActionTable, key, draws: int = 16):
     one = lambda a, k: _sequential(a, _random_pick, k, allow)  # noqa: E731
     fn = jax.vmap(jax.vmap(one, (None, 0)), (0, 0))
     return jax.jit(fn)(at, keys)
-
-
-def normalised_score(r, r_random, r_opt):
-    """``(R - R_random) / (R_opt - R_random)``: 0 is random, 1 is the exact optimum."""
-    return (r - r_random) / (r_opt - r_random)
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16) -> dict:
-    """Mean return, violation rates and encoder usage of every baseline on a batch of episodes.
-
-    Returns ``{name: {"return": float, "normalised": float, "delay_violation_rate": float,
-    "energy_violation_rate": float, "encoder_share": [..K]} }`` and per-episode returns under
-    ``"_episode_returns"``.
-    """
-    n, u_count = at.value.shape[:2]
-    plays = {}
-    plays["optimum"] = optimum(at)
-    plays["greedy"] = greedy(at)
-    for k, name in enumerate(encoder_names):
-        plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)
-    rk, rq = random_policy(at, key, random_draws)
-    stats = {name: assignment_stats(at, jnp.asarray(e), jnp.asarray(q))
-             for name, (e, q) in plays.items()}
-    # Random: average over draws by flattening draws into the episode axis.
-    rep = jax.tree.map(lambda x: jnp.repeat(x, random_draws, axis=0), at)
-    stats["random"] = assignment_stats(rep, rk.reshape(n * random_draws, u_count),
-                                       rq.reshape(n * random_draws, u_count))
-    return summarise(stats, u_count)
-
-
-def summarise(stats: dict, num_users: int) -> dict:
-    r_rand = float(jnp.mean(stats["random"].episode_return))
-    r_opt = float(jnp.mean(stats["optimum"].episode_return))
-    out = {}
-    for name, s in stats.items():
-        r = float(jnp.mean(s.episode_return))
-        counts = np.asarray(jnp.sum(s.encoder_counts, axis=0), np.float64)
-        out[name] = {
-            "return": r,
-            "normalised": float(normalised_score(r, r_rand, r_opt)),
-            "delay_violation_rate": float(jnp.mean(s.delay_violations)) / num_users,
-            "energy_violation_rate": float(jnp.mean(s.energy_violations)) / num_users,
-            "encoder_share": (counts / max(counts.sum(), 1.0)).tolist(),
-        }
-    return out
-
-
-def format_report(report: dict, encoder_names) -> str:
-    head = f"{'policy':<18}{'return':>10}{'normalised':>12}{'delay viol':>12}{'energy viol':>12}"
-    head += "".join(f"{n:>10}" for n in encoder_names)
-    lines = [head, "-" * len(head)]
-    for name, r in report.items():
-        lines.append(
-            f"{name:<18}{r['return']:>10.3f}{r['normalised']:>12.3f}"
-            f"{r['delay_violation_rate']:>12.3f}{r['energy_violation_rate']:>12.3f}"
-            + "".join(f"{s:>10.2f}" for s in r["encoder_share"]))
-    return "\n".join(lines)

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 from flax import struct
 
+# The paper's three CLIP image encoders, in the order of every (K,) field below; the builders
+# name their encoders from here.
 ENCODER_NAMES = ("ViT-B/32", "ViT-B/16", "ViT-L/14")
 
 
@@ -72,8 +74,9 @@ class EnvParams:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EnvParams":
-        """Builds validated params from a mapping; unknown keys and wrong types are refused."""
+    def from_dict(cls, d: Mapping[str, Any], base: "EnvParams | None" = None) -> "EnvParams":
+        """Builds validated params from a mapping of overrides on ``base`` (default: the SPEC
+        defaults); unknown keys and wrong types are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -88,7 +91,7 @@ class EnvParams:
                 if not _is_number(value):
                     raise ValueError(f"parameter {name!r} must be a number, got {value!r}")
                 kwargs[name] = float(value)
-        params = cls(**kwargs)
+        params = (base if base is not None else cls()).replace(**kwargs)
         validate_params(params)
         return params
 

@@ -14,9 +14,9 @@ left unserved (chance-level task score and a delay violation, as for "no RB") an
 ``info["invalid_action"]`` is True. Stepping a finished episode changes nothing and pays 0.
 The Gymnasium adapter can raise ``ValueError`` instead (``strict=True``).
 
-**Observation.** :class:`~semcom_jax.types.Observation` with ``features`` (F,) float32 and
+**Observation.** :class:`~semcom_jax.env.types.Observation` with ``features`` (F,) float32 and
 ``action_mask`` (A,) bool. ``features`` (mode ``paper``, the paper's state plus quantities derived
-from it): ``(log10 I_q + 4.5) / 4.5`` (Q), RB availability ``nu`` (Q), user positions ``xy / R``
+from it): ``log10 I_q`` mapped from ``[log10 I_lo, log10 I_hi]`` to [-1, 1] (Q), RB availability ``nu`` (Q), user positions ``xy / R``
 (2U), one-hot of the user being decided (U), that user's ``x/R, y/R, d/R`` (3) and its
 fading-free SINR per RB in dB / 30 (Q). Mode ``full`` adds the rest of the state: ``log10`` fading,
 image size, user CPU frequency and cycles per bit of every user (4U, ranges mapped to [-1, 1]),
@@ -25,7 +25,11 @@ size, CPU frequency and cycles (3). ``rb_features`` (Q, 3) repeats, per RB, what
 permutation-equivariant policy needs: the interference and availability of the RB and the current
 user's SINR on it (fading-free in ``paper`` mode, exact in ``full`` mode).
 
-**Reward.** Eq. (11), see :mod:`semcom_jax.reward`: ``terminal`` (the paper) or ``dense``.
+**Encoder costs.** When the table's metadata lists ``encoder_compute`` (D^M) and
+``encoder_feature_bits`` (D^O), ``default_params`` takes them from it and ``check_params`` refuses
+parameters that disagree, so the costs and the scores always describe the same encoders.
+
+**Reward.** Eq. (11), see :mod:`semcom_jax.env.reward`: ``terminal`` (the paper) or ``dense``.
 Task scores come from the table (``score="table"``, expected score) or from sending the user's
 own feature through the feature channel in-graph (``score="features"``, sampled score).
 """
@@ -37,13 +41,14 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from semcom_jax import channel, link
-from semcom_jax.generator import UniformGenerator
-from semcom_jax.params import EnvParams, validate_params, validate_sizes
-from semcom_jax.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
-                               unserved_term, user_term)
-from semcom_jax.tables import Table, load_default_table
-from semcom_jax.types import EnvState, Instance, Observation
+from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.generator import UniformGenerator
+from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
+                                   unserved_term, user_term)
+from semcom_jax.env.types import RB_FEATURES, EnvState, Instance, Observation
+from semcom_jax.physics import channel, link
+from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
+from semcom_jax.tables.format import Table, load_default_table
 
 OBS_MODES = ("paper", "full")
 REWARDS = {"terminal": TerminalReward, "dense": DenseReward}
@@ -56,9 +61,12 @@ def _unit_range(x, lo, hi):
     return jnp.where(width > 0, 2.0 * (x - lo) / jnp.where(width > 0, width, 1.0) - 1.0, 0.0)
 
 
-def _interference_feature(interference_w):
-    """log10 of the interference, centred on the default range [1e-9, 1] W."""
-    return (jnp.log10(interference_w) + 4.5) / 4.5
+def _interference_feature(interference_w, params: EnvParams):
+    """log10 of the interference mapped from the parameters' range to [-1, 1]."""
+    lo, hi = jnp.log10(params.interference_lo_w), jnp.log10(params.interference_hi_w)
+    half = 0.5 * (hi - lo)
+    return jnp.where(half > 0, (jnp.log10(interference_w) - (lo + half))
+                     / jnp.where(half > 0, half, 1.0), 0.0)
 
 
 class SemComEnv:
@@ -86,9 +94,7 @@ class SemComEnv:
         self.obs_mode = obs_mode
         self.reward_name = reward
         self.score_name = score
-        self.has_no_rb = num_users > num_rbs
-        self.num_actions = self.num_encoders * num_rbs + int(self.has_no_rb)
-        self.no_rb_action = self.num_encoders * num_rbs if self.has_no_rb else None
+        self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=num_users > num_rbs)
         num_images = self.table.data.features.num_images if score == "features" else 1
         self.generator = generator or UniformGenerator(num_users, num_rbs, num_images)
         self._reward_fn = REWARDS[reward]()
@@ -97,11 +103,33 @@ class SemComEnv:
             jax.eval_shape(lambda: self._features(
                 self._blank_state(), self.default_params)).shape[0])
 
+    # ------------------------------------------------------------------ actions
+
+    @property
+    def has_no_rb(self) -> bool:
+        return self.actions.has_no_rb
+
+    @property
+    def num_actions(self) -> int:
+        return self.actions.num_actions
+
+    @property
+    def no_rb_action(self):
+        return self.actions.no_rb_action
+
     # ------------------------------------------------------------------ parameters
 
     @property
     def default_params(self) -> EnvParams:
-        return EnvParams()
+        """SPEC defaults, with the table's encoder costs when its metadata lists them."""
+        costs = self.table.encoder_costs
+        if costs is None:
+            return EnvParams()
+        return EnvParams(encoder_compute=costs[0], encoder_feature_bits=costs[1])
+
+    def make_params(self, overrides=None) -> EnvParams:
+        """``default_params`` with ``overrides`` (a mapping of field names), validated."""
+        return self.check_params(EnvParams.from_dict(overrides or {}, base=self.default_params))
 
     @property
     def encoder_names(self) -> list[str]:
@@ -109,7 +137,18 @@ class SemComEnv:
 
     def check_params(self, params: EnvParams) -> EnvParams:
         """Host-side validation; call once before jitting with non-default params."""
-        return validate_params(params, num_encoders=self.num_encoders)
+        validate_params(params, num_encoders=self.num_encoders)
+        costs = self.table.encoder_costs
+        if costs is not None:
+            for name, table_value in zip(("encoder_compute", "encoder_feature_bits"), costs):
+                given = tuple(float(x) for x in getattr(params, name))
+                if any(abs(a - b) > 1e-6 * max(abs(b), 1.0) for a, b in zip(given, table_value)):
+                    raise ValueError(
+                        f"parameter {name!r} is {list(given)} but the task table "
+                        f"({self.table.metadata.get('source', '?')}) describes its encoders "
+                        f"with {list(table_value)}: costs and scores must describe the same "
+                        "encoders (use the table's values, or a table made for yours)")
+        return params
 
     # ------------------------------------------------------------------ API
 
@@ -138,18 +177,15 @@ class SemComEnv:
 
     def transition(self, key: jax.Array, state: EnvState, action, params: EnvParams):
         """``step`` without building the observation: ``(state, reward, done, info)``."""
-        u_count, q_count, k_count = self.num_users, self.num_rbs, self.num_encoders
+        u_count, q_count = self.num_users, self.num_rbs
         inst = state.instance
-        a = jnp.asarray(action, jnp.int32)
+        act = self.actions.decode(action)
+        k, q = act.encoder, act.rb
         active = state.step < u_count
         u = jnp.minimum(state.step, u_count - 1)
-        in_range = (a >= 0) & (a < self.num_actions)
-        is_no_rb = (a == k_count * q_count) if self.has_no_rb else jnp.zeros((), bool)
-        k = jnp.clip(a // q_count, 0, k_count - 1)
-        q = jnp.clip(a % q_count, 0, q_count - 1)
         rb_free = ~state.rb_used[q]
-        invalid = active & (~in_range | (~is_no_rb & ~rb_free))
-        served = active & in_range & ~is_no_rb & rb_free
+        invalid = active & (~act.in_range | (~act.no_rb & ~rb_free))
+        served = active & act.in_range & ~act.no_rb & rb_free
 
         lk = link.evaluate(inst, params, u, k, q)
         score = self._score_fn(key, self.table.data, k, inst.image_index[u], lk.sinr_db,
@@ -187,13 +223,16 @@ class SemComEnv:
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
         return Observation(features=self._features(state, params),
                            rb_features=self._rb_features(state, params),
-                           action_mask=self.action_mask(state))
+                           action_mask=self.action_mask(state, params))
 
-    def action_mask(self, state: EnvState) -> jnp.ndarray:
-        free = jnp.tile(~state.rb_used, self.num_encoders)
-        if self.has_no_rb:
-            free = jnp.concatenate([free, jnp.ones((1,), bool)])
-        return free
+    def example_observation(self, batch: int = 1) -> Observation:
+        """Zeros shaped like a batch of observations (to initialise a network)."""
+        return Observation(features=jnp.zeros((batch, self.observation_size), jnp.float32),
+                           rb_features=jnp.zeros((batch, self.num_rbs, RB_FEATURES), jnp.float32),
+                           action_mask=jnp.ones((batch, self.num_actions), bool))
+
+    def action_mask(self, state: EnvState, params: EnvParams | None = None) -> jnp.ndarray:
+        return self.actions.mask(~state.rb_used)
 
     # ------------------------------------------------------------------ internals
 
@@ -222,9 +261,10 @@ class SemComEnv:
                                             params, u, rbs))
 
     def _rb_features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
-        """(Q, 3): interference, in use, SINR of the current user (exact only in ``full``)."""
+        """(Q, RB_FEATURES): interference, in use, SINR of the current user (exact only in
+        ``full``)."""
         sinr_db = self._sinr_db(state, params, exact=self.obs_mode == "full")
-        return jnp.stack([_interference_feature(state.instance.interference_w),
+        return jnp.stack([_interference_feature(state.instance.interference_w, params),
                           state.rb_used.astype(jnp.float32), sinr_db / 30.0], axis=-1)
 
     def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
@@ -232,7 +272,7 @@ class SemComEnv:
         u = jnp.minimum(state.step, self.num_users - 1)
         radius = params.cell_radius_m
         parts = [
-            _interference_feature(inst.interference_w),
+            _interference_feature(inst.interference_w, params),
             state.rb_used.astype(jnp.float32),
             (inst.user_xy_m / radius).reshape(-1),
             jax.nn.one_hot(state.step, self.num_users, dtype=jnp.float32),
@@ -256,25 +296,7 @@ class SemComEnv:
         return jnp.concatenate(parts).astype(jnp.float32)
 
 
-def uniform_legal_action(key: jax.Array, action_mask: jnp.ndarray, num_rbs: int) -> jnp.ndarray:
-    """A uniformly random legal action of a mask laid out as this env builds it: ``K`` copies of
-    the free-RB pattern (Q each), then optionally the always-legal "no RB" action.
-
-    One random number per env: the r-th legal action, found by a rank over the Q free RBs only.
-    Works on a single mask (A,) or a batch (..., A).
-    """
-    free = action_mask[..., :num_rbs]
-    num_encoders = action_mask.shape[-1] // num_rbs
-    has_no_rb = action_mask.shape[-1] % num_rbs == 1
-    rank = jax.lax.associative_scan(jnp.add, free.astype(jnp.int32), axis=free.ndim - 1)
-    n_free = rank[..., -1]
-    n_legal = num_encoders * n_free + int(has_no_rb)
-    r = jnp.floor(jax.random.uniform(key, n_free.shape) * n_legal).astype(jnp.int32)
-    r = jnp.minimum(r, n_legal - 1)
-    safe = jnp.maximum(n_free, 1)
-    k, j = r // safe, r % safe
-    q = jnp.argmax(rank > j[..., None], axis=-1).astype(jnp.int32)
-    a = k * num_rbs + q
-    if has_no_rb:
-        a = jnp.where(r >= num_encoders * n_free, num_encoders * num_rbs, a)
-    return a.astype(jnp.int32)
+def uniform_legal_action(key: jax.Array, action_mask: jnp.ndarray,
+                         env: "SemComEnv") -> jnp.ndarray:
+    """A uniformly random legal action of ``env`` for a mask (A,) or a batch of masks (..., A)."""
+    return env.actions.uniform_legal(key, action_mask)

@@ -20,9 +20,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from semcom_jax.env import SemComEnv
-from semcom_jax.params import EnvParams, validate_params
-from semcom_jax.types import EnvState, Instance, Observation
+from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.types import EnvState, Instance, Observation
+from semcom_jax.physics.params import EnvParams
 
 
 @struct.dataclass
@@ -61,16 +62,19 @@ def pad_instance(inst: Instance, max_users: int, max_rbs: int) -> Instance:
 class PaddedSemComEnv(SemComEnv):
     def __init__(self, max_users: int, max_rbs: int, **kwargs):
         super().__init__(max_users, max_rbs, **kwargs)
-        self.has_no_rb = True
-        self.num_actions = self.num_encoders * max_rbs + 1
-        self.no_rb_action = self.num_encoders * max_rbs
+        # "No RB" always exists here; whether it is legal depends on the active sizes.
+        self.actions = ActionCodec(self.num_encoders, max_rbs, has_no_rb=True)
 
     @property
     def default_params(self) -> PaddedParams:
-        return padded_params(EnvParams(), self.num_users, self.num_rbs)
+        return padded_params(super().default_params, self.num_users, self.num_rbs)
+
+    def make_params(self, overrides=None) -> PaddedParams:
+        base = EnvParams.from_dict(overrides or {}, base=super().default_params)
+        return self.check_params(padded_params(base, self.num_users, self.num_rbs))
 
     def check_params(self, params: PaddedParams) -> PaddedParams:
-        validate_params(params, num_encoders=self.num_encoders)
+        super().check_params(params)
         for name, top in (("active_users", self.num_users), ("active_rbs", self.num_rbs)):
             v = getattr(params, name, None)
             if v is None or not (1 <= int(v) <= top):
@@ -98,7 +102,7 @@ class PaddedSemComEnv(SemComEnv):
         real = state.step < n_u
         # "No RB" is legal only when the active users outnumber the active RBs.
         a = jnp.asarray(action, jnp.int32)
-        no_rb_illegal = (a == self.no_rb_action) & (n_u <= n_q)
+        no_rb_illegal = self.actions.decode(a).no_rb & (n_u <= n_q)
         a = jnp.where(no_rb_illegal, -1, a)  # out of range: handled as an invalid action
         new_state, reward, done, info = super().transition(key, state, a, params)
         skip_state = state.replace(step=jnp.minimum(state.step + 1, self.num_users))
@@ -114,8 +118,6 @@ class PaddedSemComEnv(SemComEnv):
         info["padding"] = ~real
         return new_state, reward, done, info
 
-    def observation(self, state: EnvState, params) -> Observation:
-        obs = super().observation(state, params)
+    def action_mask(self, state: EnvState, params=None) -> jnp.ndarray:
         n_u, n_q = self._sizes(params)
-        mask = obs.action_mask.at[-1].set(n_u > n_q)
-        return obs.replace(action_mask=mask)
+        return self.actions.mask(~state.rb_used, no_rb_legal=n_u > n_q)

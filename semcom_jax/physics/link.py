@@ -9,9 +9,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import struct
 
-from semcom_jax import channel, costs
-from semcom_jax.params import EnvParams
-from semcom_jax.types import Instance
+from semcom_jax.physics import channel, costs
+from semcom_jax.physics.instance import Instance
+from semcom_jax.physics.params import EnvParams
 
 
 @struct.dataclass

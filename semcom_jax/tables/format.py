@@ -1,4 +1,4 @@
-"""Task tables: the file format, its validating loader, and in-graph look-ups.
+"""Task tables: the file format, its containers and its validating loader.
 
 A table file is an ``.npz`` archive (no pickles) holding
 
@@ -18,20 +18,22 @@ key                shape         meaning
 ``logit_scale``    (K,)          CLIP's logit scale per encoder
 =================  ============  ==========================================================
 
-Scores between grid points are interpolated linearly; outside the grid the end values hold
-(the task score saturates at both ends of a wide grid, and the default grid spans -40..40 dB).
+Metadata may carry ``encoder_compute`` (D^M_k) and ``encoder_feature_bits`` (D^O_k); when it
+does, they are the encoders' costs and the env refuses parameters that say otherwise.
+The in-graph look-ups are in :mod:`semcom_jax.tables.lookup`, the feature channel in
+:mod:`semcom_jax.tables.feature_channel`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import json
 import os
 import zipfile
 from typing import Any, Optional
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -93,65 +95,25 @@ class Table:
     def task(self) -> str:
         return self.metadata["task"]
 
-
-# ----------------------------------------------------------------------------- in-graph look-ups
-
-
-def interp_score(table: TaskTable, encoder, snr_db) -> jnp.ndarray:
-    """Task score of ``encoder`` (int array) at ``snr_db`` (same shape), by linear interpolation."""
-    grid = table.snr_db
-    g = grid.shape[0]
-    idx = jnp.clip(jnp.searchsorted(grid, snr_db, side="right", ) - 1, 0, g - 2)
-    x0 = grid[idx]
-    x1 = grid[idx + 1]
-    w = jnp.clip((snr_db - x0) / (x1 - x0), 0.0, 1.0)
-    y0 = table.score[encoder, idx]
-    y1 = table.score[encoder, idx + 1]
-    return y0 + w * (y1 - y0)
-
-
-def interp_all_encoders(table: TaskTable, snr_db) -> jnp.ndarray:
-    """Scores of every encoder, shape ``(K,) + snr_db.shape``."""
-    ks = jnp.arange(table.num_encoders).reshape((-1,) + (1,) * jnp.ndim(snr_db))
-    return interp_score(table, ks, jnp.broadcast_to(snr_db, ks.shape[:1] + jnp.shape(snr_db)))
-
-
-def corrupt_feature(key, feature, feature_dim, sinr_linear):
-    """The SPEC's feature channel: ``f + n``, ``n ~ N(0, sigma^2 I)``, ``sigma^2 = mean(f^2)/SINR``.
-
-    ``feature`` is zero-padded beyond ``feature_dim``; the padding stays zero.
-    """
-    valid = jnp.arange(feature.shape[-1]) < feature_dim
-    mean_sq = jnp.sum(feature**2, axis=-1, keepdims=True) / feature_dim
-    sigma = jnp.sqrt(mean_sq / sinr_linear)
-    noise = jax.random.normal(key, feature.shape, feature.dtype) * sigma
-    return feature + jnp.where(valid, noise, 0.0)
-
-
-def zero_shot_log_probs(feature, text_features, logit_scale) -> jnp.ndarray:
-    """CLIP zero-shot classification: softmax over ``logit_scale * cos(feature, text_c)``."""
-    f = feature / jnp.linalg.norm(feature, axis=-1, keepdims=True)
-    t = text_features / jnp.linalg.norm(text_features, axis=-1, keepdims=True)
-    logits = logit_scale * jnp.einsum("...d,cd->...c", f, t)
-    return jax.nn.log_softmax(logits, axis=-1)
-
-
-def sampled_log_prob_true(key, features: FeatureSet, encoder, image_index, sinr_linear):
-    """``log p(true class)`` of one image's feature sent through the feature channel."""
-    f = features.image_features[encoder, image_index]
-    noisy = corrupt_feature(key, f, features.feature_dim[encoder], sinr_linear)
-    logp = zero_shot_log_probs(noisy, features.text_features[encoder], features.logit_scale[encoder])
-    return logp[features.labels[image_index]]
+    @property
+    def encoder_costs(self) -> Optional[tuple[tuple, tuple]]:
+        """``(encoder_compute, encoder_feature_bits)`` from the metadata, or None if it has none."""
+        if "encoder_compute" not in self.metadata or "encoder_feature_bits" not in self.metadata:
+            return None
+        return (tuple(float(x) for x in self.metadata["encoder_compute"]),
+                tuple(float(x) for x in self.metadata["encoder_feature_bits"]))
 
 
 # ----------------------------------------------------------------------------- files
 
 
 def default_table_path() -> str:
-    return str(importlib.resources.files("semcom_jax") / "data" / "default_table.npz")
+    return str(importlib.resources.files("semcom_jax.tables") / "data" / "default_table.npz")
 
 
+@functools.lru_cache(maxsize=1)
 def load_default_table() -> Table:
+    """The embedded table, loaded and validated once per process (a Table is immutable)."""
     return load_table(default_table_path())
 
 

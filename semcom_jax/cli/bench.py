@@ -31,8 +31,7 @@ def random_action_runner(env, num_envs: int, num_steps: int):
     """A jitted function of a key: ``num_steps`` lock-step steps of ``num_envs`` envs with
     uniformly random legal actions, resets included; returns the summed rewards and the last
     observation (which keeps the per-step observation work live)."""
-    from semcom_jax.env import uniform_legal_action
-    from semcom_jax.wrappers import VecEnv
+    from semcom_jax.env.wrappers import VecEnv
 
     venv, params = VecEnv(env, num_envs), env.default_params
 
@@ -44,7 +43,7 @@ def random_action_runner(env, num_envs: int, num_steps: int):
         def body(c, _):
             obs, vs, key, acc = c
             key, ka, ks = jax.random.split(key, 3)
-            a = uniform_legal_action(ka, obs.action_mask, env.num_rbs)
+            a = env.actions.uniform_legal(ka, obs.action_mask)
             obs, vs, r, _, _ = venv.step(ks, vs, a, params)
             return (obs, vs, key, acc + r), None
 
@@ -56,7 +55,7 @@ def random_action_runner(env, num_envs: int, num_steps: int):
 
 
 def env_steps_per_s(u: int, q: int, num_envs: int, steps: int) -> float:
-    from semcom_jax.env import SemComEnv
+    from semcom_jax.env.environment import SemComEnv
 
     run = random_action_runner(SemComEnv(u, q), num_envs, steps)
     key = jax.random.PRNGKey(0)
@@ -65,7 +64,7 @@ def env_steps_per_s(u: int, q: int, num_envs: int, steps: int) -> float:
 
 
 def gym_steps_per_s(steps: int = 1000) -> float:
-    from semcom_jax.gym_adapter import SemComGymEnv
+    from semcom_jax.env.gym_adapter import SemComGymEnv
 
     env = SemComGymEnv(num_users=5, num_rbs=10)
     rng = np.random.default_rng(0)
@@ -83,11 +82,11 @@ def gym_steps_per_s(steps: int = 1000) -> float:
 
 
 def train_steps_per_s(algo: str, updates: int) -> tuple[float, int]:
-    from semcom_jax import runs
     from semcom_jax.agents.config import TrainConfig
+    from semcom_jax.training.experiment import Experiment
 
     cfg = TrainConfig.for_algo(algo, eval_episodes=64)
-    exp = runs.Experiment(cfg)
+    exp = Experiment(cfg)
     state = exp.init_state()
     state, *_ = exp.run_chunk(state, updates)  # compile
     jax.block_until_ready(state)

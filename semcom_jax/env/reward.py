@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from semcom_jax.tables import TaskTable, interp_score, sampled_log_prob_true
+from semcom_jax.tables.feature_channel import sampled_log_prob_true
+from semcom_jax.tables.format import TaskTable
+from semcom_jax.tables.lookup import interp_score
 
 
 def user_term(score, delay_s, energy_j, params):

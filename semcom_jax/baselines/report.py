@@ -1,0 +1,71 @@
+"""Summaries of the baselines on a batch of episodes: the normalised score, every baseline's
+return, violation rates and encoder use, and a printable table."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from semcom_jax.baselines.solvers import (ActionTable, assignment_stats, greedy, optimum,
+                                          random_policy)
+
+
+def normalised_score(r, r_random, r_opt):
+    """``(R - R_random) / (R_opt - R_random)``: 0 is random, 1 is the exact optimum."""
+    return (r - r_random) / (r_opt - r_random)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16) -> dict:
+    """Mean return, violation rates and encoder usage of every baseline on a batch of episodes.
+
+    Returns ``{name: {"return": float, "normalised": float, "delay_violation_rate": float,
+    "energy_violation_rate": float, "encoder_share": [..K]} }`` and per-episode returns under
+    ``"_episode_returns"``.
+    """
+    n, u_count = at.value.shape[:2]
+    plays = {}
+    plays["optimum"] = optimum(at)
+    plays["greedy"] = greedy(at)
+    for k, name in enumerate(encoder_names):
+        plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)
+    rk, rq = random_policy(at, key, random_draws)
+    stats = {name: assignment_stats(at, jnp.asarray(e), jnp.asarray(q))
+             for name, (e, q) in plays.items()}
+    # Random: average over draws by flattening draws into the episode axis.
+    rep = jax.tree.map(lambda x: jnp.repeat(x, random_draws, axis=0), at)
+    stats["random"] = assignment_stats(rep, rk.reshape(n * random_draws, u_count),
+                                       rq.reshape(n * random_draws, u_count))
+    return summarise(stats, u_count)
+
+
+def summarise(stats: dict, num_users: int) -> dict:
+    r_rand = float(jnp.mean(stats["random"].episode_return))
+    r_opt = float(jnp.mean(stats["optimum"].episode_return))
+    out = {}
+    for name, s in stats.items():
+        r = float(jnp.mean(s.episode_return))
+        counts = np.asarray(jnp.sum(s.encoder_counts, axis=0), np.float64)
+        out[name] = {
+            "return": r,
+            "normalised": float(normalised_score(r, r_rand, r_opt)),
+            "delay_violation_rate": float(jnp.mean(s.delay_violations)) / num_users,
+            "energy_violation_rate": float(jnp.mean(s.energy_violations)) / num_users,
+            "encoder_share": (counts / max(counts.sum(), 1.0)).tolist(),
+        }
+    return out
+
+
+def format_report(report: dict, encoder_names) -> str:
+    head = f"{'policy':<18}{'return':>10}{'normalised':>12}{'delay viol':>12}{'energy viol':>12}"
+    head += "".join(f"{n:>10}" for n in encoder_names)
+    lines = [head, "-" * len(head)]
+    for name, r in report.items():
+        lines.append(
+            f"{name:<18}{r['return']:>10.3f}{r['normalised']:>12.3f}"
+            f"{r['delay_violation_rate']:>12.3f}{r['energy_violation_rate']:>12.3f}"
+            + "".join(f"{s:>10.2f}" for s in r["encoder_share"]))
+    return "\n".join(lines)

@@ -1,0 +1,18 @@
+"""The environment: a stateless, jittable downlink (gymnax style) and what wraps it.
+
+``environment`` (:class:`SemComEnv`), ``types`` (state and observation containers), ``actions``
+(the action layout), ``generator`` (episode randomness), ``reward`` (eq. 11 and how it is paid),
+``wrappers`` (:class:`VecEnv`, :class:`AutoResetEnv`), ``padded`` (runtime U and Q) and
+``gym_adapter`` (Gymnasium; needs the ``gym`` extra, so it is not imported here).
+"""
+
+from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.environment import (OBS_MODES, REWARDS, SCORES, SemComEnv,
+                                        uniform_legal_action)
+from semcom_jax.env.padded import PaddedParams, PaddedSemComEnv
+from semcom_jax.env.types import RB_FEATURES, EnvState, Instance, Observation
+from semcom_jax.env.wrappers import AutoResetEnv, VecEnv, VecState
+
+__all__ = ["OBS_MODES", "RB_FEATURES", "REWARDS", "SCORES", "ActionCodec", "AutoResetEnv",
+           "EnvState", "Instance", "Observation", "PaddedParams", "PaddedSemComEnv", "SemComEnv",
+           "VecEnv", "VecState", "uniform_legal_action"]

@@ -1,0 +1,111 @@
+"""The action layout, in one place: every user of ``a = k * Q + q`` (+ "no RB") goes through it.
+
+One discrete index per decision: ``a = k * Q + q`` serves the current user with encoder ``k`` on
+RB ``q``; with ``has_no_rb`` the one extra action ``a = K * Q`` leaves the user unserved. The mask
+(True = legal) has the same layout: ``K`` copies of the free-RB pattern, then the "no RB" entry.
+The env, the padded env, the networks' logits, the solvers and the agents' random actions all
+call this codec, so the layout cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Decoded:
+    """An action split into its parts. ``encoder`` and ``rb`` are clipped into range, so they can
+    index arrays even when the action is "no RB" or out of range; look at the flags first."""
+
+    encoder: jnp.ndarray  # int32, in [0, K)
+    rb: jnp.ndarray  # int32, in [0, Q)
+    no_rb: jnp.ndarray  # bool, the "no RB" action
+    in_range: jnp.ndarray  # bool, 0 <= a < A
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionCodec:
+    num_encoders: int  # K
+    num_rbs: int  # Q
+    has_no_rb: bool  # whether action K * Q ("no RB") exists
+
+    def __post_init__(self):
+        for name in ("num_encoders", "num_rbs"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"ActionCodec: {name} must be an int >= 1, got {v!r}")
+
+    @property
+    def num_actions(self) -> int:
+        return self.num_encoders * self.num_rbs + int(self.has_no_rb)
+
+    @property
+    def no_rb_action(self):
+        """The "no RB" action's index, or None when it does not exist."""
+        return self.num_encoders * self.num_rbs if self.has_no_rb else None
+
+    def encode(self, encoder, rb):
+        """``k * Q + q``; broadcasts."""
+        return (jnp.asarray(encoder) * self.num_rbs + jnp.asarray(rb)).astype(jnp.int32)
+
+    def decode(self, action) -> Decoded:
+        a = jnp.asarray(action, jnp.int32)
+        kq = self.num_encoders * self.num_rbs
+        no_rb = (a == kq) if self.has_no_rb else jnp.zeros(a.shape, bool)
+        return Decoded(encoder=jnp.clip(a // self.num_rbs, 0, self.num_encoders - 1),
+                       rb=jnp.clip(a % self.num_rbs, 0, self.num_rbs - 1),
+                       no_rb=no_rb, in_range=(a >= 0) & (a < self.num_actions))
+
+    def mask(self, rb_free, no_rb_legal=True) -> jnp.ndarray:
+        """(..., A) bool from the free RBs (..., Q): every encoder on every free RB, and "no RB"
+        when it exists and ``no_rb_legal`` (broadcast against the batch shape)."""
+        free = jnp.tile(rb_free, (1,) * (rb_free.ndim - 1) + (self.num_encoders,))
+        if not self.has_no_rb:
+            return free
+        extra = jnp.broadcast_to(jnp.asarray(no_rb_legal, bool), free.shape[:-1])[..., None]
+        return jnp.concatenate([free, extra], axis=-1)
+
+    def free_rbs(self, mask) -> jnp.ndarray:
+        """(..., Q): the free-RB pattern a mask was built from."""
+        return mask[..., :self.num_rbs]
+
+    def no_rb_legal(self, mask) -> jnp.ndarray:
+        """(...,) bool: whether "no RB" is legal under ``mask`` (False when it does not exist)."""
+        if not self.has_no_rb:
+            return jnp.zeros(mask.shape[:-1], bool)
+        return mask[..., self.num_encoders * self.num_rbs]
+
+    def flat_logits(self, per_rb, no_rb=None) -> jnp.ndarray:
+        """Per-RB, per-encoder outputs (..., Q, K) and the "no RB" output (..., 1) laid out as
+        actions (..., A)."""
+        flat = jnp.swapaxes(per_rb, -1, -2).reshape(per_rb.shape[:-2] + (-1,))
+        if not self.has_no_rb:
+            return flat
+        if no_rb is None:
+            raise ValueError("this action layout has a 'no RB' action: give its output")
+        return jnp.concatenate([flat, no_rb], axis=-1)
+
+    def uniform_legal(self, key, mask) -> jnp.ndarray:
+        """A uniformly random legal action of a mask (A,) or a batch of masks (..., A).
+
+        One random number per mask: the r-th legal action, found by a rank over the Q free RBs
+        (the mask is K copies of them), so the cost is O(Q), not O(K Q). When nothing is legal
+        the result is 0 (the caller's mask says so)."""
+        free = self.free_rbs(mask)
+        rank = jax.lax.associative_scan(jnp.add, free.astype(jnp.int32), axis=free.ndim - 1)
+        n_free = rank[..., -1]
+        extra = self.no_rb_legal(mask).astype(jnp.int32)
+        n_legal = self.num_encoders * n_free + extra
+        r = jnp.floor(jax.random.uniform(key, n_free.shape) * n_legal).astype(jnp.int32)
+        r = jnp.clip(r, 0, jnp.maximum(n_legal - 1, 0))
+        safe = jnp.maximum(n_free, 1)
+        k, j = r // safe, r % safe
+        q = jnp.argmax(rank > j[..., None], axis=-1).astype(jnp.int32)
+        a = self.encode(k, q)
+        if self.has_no_rb:
+            a = jnp.where(r >= self.num_encoders * n_free, self.no_rb_action, a)
+        return jnp.where(n_legal > 0, a, 0).astype(jnp.int32)

@@ -1,0 +1,81 @@
+"""Everything a run needs, built once from a config: the env, its parameters, the trainer, the
+held-out evaluator, the seed axes, the device mesh and the compiled chunk of updates."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from semcom_jax.agents.config import TrainConfig
+from semcom_jax.agents.dqn import DQN
+from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.agents.ppo import PPO
+from semcom_jax.agents.sac import SAC
+from semcom_jax.env.environment import SemComEnv
+from semcom_jax.tables.format import load_table
+from semcom_jax.training import sharding
+
+def make_env(config: TrainConfig) -> SemComEnv:
+    table = load_table(config.table) if config.table else None
+    return SemComEnv(config.num_users, config.num_rbs, table=table, obs_mode=config.obs_mode,
+                     reward=config.reward, score=config.score)
+
+
+TRAINERS = {"ppo": PPO, "sac": SAC, "dqn": DQN}
+
+
+def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
+    return TRAINERS[config.algo](config, env, env_params)
+
+
+class Experiment:
+    """Everything a run needs, built once from a config: env, trainer, evaluator, compiled chunk."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config.validate()
+        self.env = make_env(config)
+        self.env_params = self.env.make_params(config.env_params)
+        self.trainer = make_trainer(config, self.env, self.env_params)
+        self.evaluator = Evaluator(self.env, self.env_params, config.eval_episodes,
+                                   config.eval_seed)
+        keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+        self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
+        self.num_devices = sharding.device_count_for(config.num_envs, config.devices)
+        self.mesh = sharding.env_mesh(self.num_devices)
+        # Seeds are initialised one by one and stacked: jit(vmap(init)) hangs in the XLA CPU
+        # runtime of jax 0.10.2 (every part of it alone runs), and init is cheap.
+        self._init_one = jax.jit(self.trainer.init)
+        self.seed_keys = keys  # (num_seeds, 2): one key per seed
+
+        def chunk(state, n):
+            state, metrics = self.trainer.run(state, n)
+            return state, metrics, self.evaluator.evaluate(self.trainer.policy_logits,
+                                                           state.params)
+
+        self._chunks = {}
+        self._chunk_fn = chunk
+
+    def init_state(self):
+        states = [self._init_one(k) for k in self.seed_keys]
+        state = jax.tree.map(lambda ax, *xs: xs[0] if ax is None else jnp.stack(xs), self.axes,
+                             *states, is_leaf=lambda x: x is None)
+        return jax.device_put(state, self.shardings(state))
+
+    def shardings(self, state):
+        """Where each leaf of a (seed-batched) runner state lives: see
+        :mod:`semcom_jax.training.sharding`."""
+        return sharding.state_shardings(state, self.mesh)
+
+    def run_chunk(self, state, n: int):
+        if n not in self._chunks:  # one compilation per distinct chunk length (at most two)
+            rep = sharding.replicated(self.mesh)
+            self._chunks[n] = jax.jit(jax.vmap(lambda s: self._chunk_fn(s, n),
+                                               in_axes=(self.axes,),
+                                               out_axes=(self.axes, 0, 0)),
+                                      out_shardings=(self.shardings(state), rep, rep))
+        return self._chunks[n](state)
+
+    def evaluate(self, state) -> dict:
+        fn = jax.jit(jax.vmap(lambda p: self.evaluator.evaluate(self.trainer.policy_logits, p)))
+        return jax.tree.map(np.asarray, fn(state.params))

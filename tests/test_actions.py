@@ -1,0 +1,110 @@
+"""The action codec: layout, masks, random legal actions (including Q = 1), and every user of the
+layout agreeing with it."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from semcom_jax.agents import networks as nets
+from semcom_jax.env import ActionCodec, PaddedSemComEnv, SemComEnv
+
+
+def test_encode_decode_round_trip_and_no_rb():
+    c = ActionCodec(3, 4, has_no_rb=True)
+    assert c.num_actions == 13 and c.no_rb_action == 12
+    k, q = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
+    a = np.asarray(c.encode(k, q))
+    assert sorted(a.ravel().tolist()) == list(range(12))  # a bijection onto 0..K*Q-1
+    d = c.decode(jnp.asarray(a))
+    np.testing.assert_array_equal(np.asarray(d.encoder), k)
+    np.testing.assert_array_equal(np.asarray(d.rb), q)
+    assert not bool(jnp.any(d.no_rb)) and bool(jnp.all(d.in_range))
+    d = c.decode(jnp.array([12, 13, -1]))
+    assert np.asarray(d.no_rb).tolist() == [True, False, False]
+    assert np.asarray(d.in_range).tolist() == [True, False, False]
+    plain = ActionCodec(3, 4, has_no_rb=False)
+    assert plain.num_actions == 12 and plain.no_rb_action is None
+    assert not bool(plain.decode(12).in_range) and not bool(plain.decode(12).no_rb)
+
+
+def test_mask_layout_and_flat_logits_follow_encode():
+    c = ActionCodec(2, 3, has_no_rb=True)
+    free = jnp.array([True, False, True])
+    m = np.asarray(c.mask(free, no_rb_legal=False))
+    for k in range(2):
+        for q in range(3):
+            assert m[int(c.encode(k, q))] == bool(free[q])
+    assert not m[c.no_rb_action]
+    per_rb = jnp.arange(6.0).reshape(3, 2)  # (Q, K): value 2q + k
+    flat = np.asarray(c.flat_logits(per_rb, jnp.array([99.0])))
+    for k in range(2):
+        for q in range(3):
+            assert flat[int(c.encode(k, q))] == 2 * q + k
+    assert flat[c.no_rb_action] == 99.0
+    with pytest.raises(ValueError, match="no RB"):
+        c.flat_logits(per_rb)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError, match="num_rbs"):
+        ActionCodec(3, 0, has_no_rb=False)
+
+
+@pytest.mark.parametrize("u,q", [(5, 10), (6, 4), (3, 1)])
+def test_uniform_legal_is_legal_and_uniform(u, q):
+    env = SemComEnv(u, q)
+    taken = jnp.zeros(q, bool).at[0].set(True)
+    mask = env.actions.mask(~taken)
+    acts = jax.vmap(lambda k: env.actions.uniform_legal(k, mask))(
+        jax.random.split(jax.random.PRNGKey(0), 20000))
+    counts = np.bincount(np.asarray(acts), minlength=env.num_actions)
+    legal = np.asarray(mask)
+    assert counts[~legal].sum() == 0 and counts.sum() == 20000
+    expected = 20000 / legal.sum()
+    assert np.all(np.abs(counts[legal] - expected) < 5 * math.sqrt(expected))
+
+
+def test_q1_random_play_is_always_legal():
+    # The old layout inference (mask length % Q == 1) was wrong for Q = 1: once the only RB was
+    # taken, the random legal action came out as -1.
+    env = SemComEnv(3, 1)
+    p = env.default_params
+    obs, state = env.reset(jax.random.PRNGKey(0), p)
+    for t in range(3):
+        a = env.actions.uniform_legal(jax.random.PRNGKey(t), obs.action_mask)
+        assert bool(obs.action_mask[a]), (t, int(a))
+        obs, state, _, _, info = env.step(jax.random.PRNGKey(9), state, a, p)
+        assert not bool(info["invalid_action"])
+
+
+def test_padded_no_rb_is_never_drawn_when_illegal():
+    env = PaddedSemComEnv(4, 6)
+    p = env.default_params.replace(active_users=2, active_rbs=3)  # U <= Q: "no RB" illegal
+    obs, _ = env.reset(jax.random.PRNGKey(0), p)
+    assert not bool(obs.action_mask[env.no_rb_action])
+    acts = jax.vmap(lambda k: env.actions.uniform_legal(k, obs.action_mask))(
+        jax.random.split(jax.random.PRNGKey(1), 5000))
+    assert bool(jnp.all(obs.action_mask[acts]))
+
+
+def test_no_legal_action_gives_zero_not_garbage():
+    c = ActionCodec(2, 2, has_no_rb=False)
+    assert int(c.uniform_legal(jax.random.PRNGKey(0), c.mask(jnp.zeros(2, bool)))) == 0
+
+
+@pytest.mark.parametrize("u,q", [(2, 3), (4, 2)])
+def test_per_rb_network_logits_follow_the_codec(u, q):
+    # Logit of action encode(k, q) must depend on RB q's own features: perturb one RB's
+    # features and only that RB's K logits may move.
+    env = SemComEnv(u, q)
+    net = nets.make_network("per_rb", env, (8,), 8)
+    obs = env.example_observation(1)
+    params = net.init(jax.random.PRNGKey(0), obs.features, obs.rb_features)
+    base, _ = net.apply(params, obs.features, obs.rb_features)
+    moved, _ = net.apply(params, obs.features, obs.rb_features.at[0, 1].add(1.0))
+    changed = np.flatnonzero(np.abs(np.asarray(moved - base)[0]) > 0)
+    assert sorted(changed.tolist()) == sorted(int(env.actions.encode(k, 1))
+                                              for k in range(env.num_encoders))
