@@ -2,7 +2,6 @@
 ``save_pretrained`` and loaded back by the builders' ``from_pretrained`` path (the one real
 checkpoints take), then checked against values computed independently with transformers."""
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.builders import clip, hf, regen, tiny  # noqa: E402
 from semcom_jax.cli import main as cli  # noqa: E402
 from semcom_jax.tables import load_table  # noqa: E402
+
+pytestmark = pytest.mark.slow  # builds tiny CLIP and Stable Diffusion models
 
 NAMES = ["ViT-B/32", "ViT-B/16", "ViT-L/14"]
 

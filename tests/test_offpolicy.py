@@ -109,6 +109,7 @@ def test_sac_temperature_tracks_the_entropy_gap_during_training():
 # ----------------------------------------------------------------------------- learning
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo,budget,floor", [("dqn", 400_000, 0.6), ("sac", 400_000, 0.6)])
 def test_off_policy_agents_beat_random_clearly(algo, budget, floor):
     cfg = TrainConfig.for_algo(algo, num_users=3, num_rbs=4, obs_mode="full",
@@ -122,6 +123,7 @@ def test_off_policy_agents_beat_random_clearly(algo, budget, floor):
 # ----------------------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", OFF)
 def test_seeds_vmapped_equal_seeds_alone(algo):
     both = _experiment(algo, num_seeds=2)
@@ -136,6 +138,7 @@ def test_seeds_vmapped_equal_seeds_alone(algo):
                                    np.asarray(e1["eval_return"])[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", OFF)
 def test_kill_and_resume_equals_uninterrupted(tmp_path, algo):
     cfg = TrainConfig.for_algo(algo, **TINY)
@@ -152,6 +155,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, algo):
     assert a == b and f"policy ({algo.upper()})" in a
 
 
+@pytest.mark.slow
 def test_algo_defaults_and_explicit_keys(tmp_path, capsys):
     sac = TrainConfig.from_dict({"algo": "sac"})
     assert sac.num_envs == 256 and sac.lr == 1e-3

@@ -1,6 +1,5 @@
 import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -68,6 +67,7 @@ def test_rollout_actions_are_always_legal():
     assert bool(jnp.all(legal))
 
 
+@pytest.mark.slow
 def test_ppo_learns_a_small_instance():
     cfg = TrainConfig(num_users=3, num_rbs=4, obs_mode="full", num_envs=256,
                       total_env_steps=600_000, chunk_updates=20, eval_episodes=256)
@@ -84,6 +84,7 @@ def test_kl_objective_runs_and_adapts():
     assert float(metrics["kl_coef"][0, -1]) > 1.0  # KL above a tiny target doubles the penalty
 
 
+@pytest.mark.slow
 def test_seeds_vmapped_equal_seeds_alone():
     cfg = TrainConfig(**{**TINY, "num_seeds": 2})
     exp = runs.Experiment(cfg)
@@ -104,10 +105,24 @@ def _final_params(run_dir):
     return st.params
 
 
-def test_kill_and_resume_equals_uninterrupted(tmp_path):
-    cfg = TrainConfig(**{**TINY, "num_seeds": 2})
-    full, part = tmp_path / "full", tmp_path / "part"
-    runs.train(cfg, str(full), progress=False)
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One tiny run trained through the command line (2 seeds, a --set key), shared by the CLI
+    and resume tests."""
+    tmp = tmp_path_factory.mktemp("cli")
+    cfg_file = tmp / "cfg.json"
+    cfg_file.write_text(json.dumps(TINY))
+    run = tmp / "run"
+    code = cli(["train", "--config", str(cfg_file), "--out", str(run), "--no-progress",
+                "--seeds", "2", "--set", "ent_coef=0.02"])
+    return code, run, cfg_file
+
+
+@pytest.mark.slow
+def test_kill_and_resume_equals_uninterrupted(cli_run, tmp_path):
+    _, full, _ = cli_run
+    cfg = runs.load_config(str(full))
+    part = tmp_path / "part"
     runs.train(cfg, str(part), progress=False, max_chunks=1)  # "killed" after one chunk
     assert not (part / "plots").exists()
     runs.train(None, str(part), resume=True, progress=False)
@@ -118,12 +133,10 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     assert (part / "plots" / "learning_curve.png").exists()
 
 
-def test_cli_verbs_on_a_tiny_config(tmp_path, capsys):
-    cfg_file = tmp_path / "cfg.json"
-    cfg_file.write_text(json.dumps(TINY))
-    run = tmp_path / "run"
-    assert cli(["train", "--config", str(cfg_file), "--out", str(run), "--no-progress",
-                "--seeds", "2", "--set", "ent_coef=0.02"]) == 0
+@pytest.mark.slow
+def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
+    code, run, cfg_file = cli_run
+    assert code == 0
     for f in ("config.json", "metrics.csv", "metrics.jsonl", "summary.json", "baselines.json"):
         assert (run / f).exists()
     assert json.loads((run / "config.json").read_text())["ent_coef"] == 0.02

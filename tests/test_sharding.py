@@ -14,7 +14,14 @@ SCRIPT = r"""
 import json, jax, numpy as np
 from semcom_jax.training import runs
 from semcom_jax.agents.config import TrainConfig
-out = {"devices": len(jax.devices())}
+from semcom_jax.training import sharding
+out = {"devices": len(jax.devices()),
+       "counts": {n: sharding.device_count_for(n, 0) for n in (16, 6, 7, 9)}}
+try:
+    sharding.device_count_for(16, 3)
+    out["refused"] = None
+except ValueError as e:
+    out["refused"] = str(e)
 for algo in ("ppo", "sac", "dqn"):
     for d in (1, 4):
         extra = {} if algo == "ppo" else dict(buffer_size=512, batch_size=32, gradient_steps=2,
@@ -48,6 +55,7 @@ def four_devices():
     return json.loads(line[len("RESULT"):])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 def test_sharded_run_equals_single_device_run(four_devices, algo):
     assert four_devices["devices"] == 4
@@ -58,11 +66,16 @@ def test_sharded_run_equals_single_device_run(four_devices, algo):
     np.testing.assert_allclose(four["params"], one["params"], rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_default_device_count_is_the_largest_divisor_of_num_envs(four_devices):
+    assert four_devices["counts"] == {"16": 4, "6": 3, "7": 1, "9": 3}
+    assert "multiple" in four_devices["refused"]
+
+
 def test_device_count_rules():
     import jax
 
     n = len(jax.devices())
-    assert sharding.device_count_for(16, 0) in range(1, n + 1)
     with pytest.raises(ValueError, match="devices"):
         sharding.device_count_for(16, n + 1)
     with pytest.raises(ValueError, match="devices"):

@@ -1,6 +1,5 @@
 import json
 import math
-import os
 import zipfile
 
 import jax
@@ -8,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax.tables import (TableError, interp_score, load_default_table, load_table,
+from semcom_jax.tables import (TableError, default_table_path, interp_score, load_default_table,
+                               load_table,
                                sampled_log_prob_true, save_table)
 
 
@@ -72,8 +72,7 @@ def test_feature_channel_mean_matches_table(table):
 
 
 def test_save_load_round_trip(tmp_path, table):
-    arrays, meta = _arrays_and_meta(os.path.join(os.path.dirname(__file__), "..", "semcom_jax",
-                                                 "data", "default_table.npz"))
+    arrays, meta = _arrays_and_meta(default_table_path())
     out = tmp_path / "t.npz"
     save_table(out, arrays, meta)
     t2 = load_table(out)
