@@ -81,7 +81,8 @@ def curves(run_dir: str):
     wall = np.array([by[u][0]["wall_time_s"] for u in updates], float)
     ret = np.array([[r["eval_return"] for r in by[u]] for u in updates])
     norm = np.array([[r["eval_normalised"] for r in by[u]] for u in updates])
-    return steps, wall, ret, norm
+    ceil = np.array([[r["eval_normalised_ceiling"] for r in by[u]] for u in updates])
+    return steps, wall, ret, norm, ceil
 
 
 def ci95(x: np.ndarray) -> np.ndarray:
@@ -96,12 +97,14 @@ def table(obs: str, data: dict, baselines: dict) -> list[dict]:
     r_rand = baselines["random"]["return"]
     best_final = max(np.mean(d[3][-1]) for d in data.values())
     rows = []
-    for algo, (steps, wall, ret, norm) in data.items():
+    for algo, (steps, wall, ret, norm, ceil) in data.items():
         mean_norm = norm.mean(axis=1)
         hit = np.nonzero(mean_norm >= 0.9 * best_final)[0]
         rows.append({
             "obs_mode": obs, "algo": algo, "seeds": norm.shape[1], "env_steps": int(steps[-1]),
             "final_normalised": float(mean_norm[-1]), "final_normalised_ci95": float(ci95(norm[-1])),
+            "final_vs_ceiling": float(ceil[-1].mean()),
+            "final_vs_ceiling_ci95": float(ci95(ceil[-1])),
             "final_return": float(ret[-1].mean()),
             "steps_to_90pct_best": int(steps[hit[0]]) if len(hit) else None,
             "wall_s_to_90pct_best": float(wall[hit[0]]) if len(hit) else None,
@@ -129,8 +132,10 @@ def plot(obs: str, data: dict, baselines: dict, path: str) -> None:
             m, h = ret.mean(axis=1), ci95(ret)
             ax.plot(x, m, label=f"{algo.upper()} (n={ret.shape[1]})")
             ax.fill_between(x, m - h, m + h, alpha=0.25)
-        for name, style in (("random", ":"), ("greedy", "-."), ("optimum", "--")):
-            ax.axhline(baselines[name]["return"], color="k", ls=style, lw=1, label=name)
+        for name, style, color in (("random", ":", "k"), ("greedy", "-.", "k"),
+                                   ("optimum", "--", "k"), ("paper ceiling", "--", "m")):
+            if name in baselines:
+                ax.axhline(baselines[name]["return"], color=color, ls=style, lw=1, label=name)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("evaluation return (held-out episodes)")
@@ -166,7 +171,7 @@ def main(argv=None):
         plot(obs, data, baselines, os.path.join(a.out, f"fig4_{obs}.png"))
         all_rows += table(obs, data, baselines)
     write_csv(os.path.join(a.out, "fig4_table.csv"), all_rows)
-    cols = ("obs_mode", "algo", "final_normalised", "final_normalised_ci95",
+    cols = ("obs_mode", "algo", "final_normalised", "final_normalised_ci95", "final_vs_ceiling",
             "steps_to_90pct_best", "wall_s_to_90pct_best", "ppo_ratio_final",
             "ppo_ratio_accumulated")
     print(" | ".join(cols))

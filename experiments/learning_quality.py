@@ -45,7 +45,7 @@ def main(argv=None):
             for k, v in r.items():
                 if k in ("seeds", "env_steps", "env_steps_to_0.9"):
                     r[k] = None if v == "" else int(float(v))
-                elif k not in ("obs_mode", "run", "machine"):
+                elif k not in ("obs_mode", "run", "machine", "ceiling"):
                     r[k] = None if v == "" else float(v)
     for obs in a.obs:
         for tag, seeds in (("seeds", a.seeds), ("alone", 1)):
@@ -60,6 +60,10 @@ def main(argv=None):
                 "final_normalised_mean": s["final_eval_normalised"],
                 "final_normalised_min": min(s["final_eval_normalised_per_seed"]),
                 "final_normalised_max": max(s["final_eval_normalised_per_seed"]),
+                "final_vs_ceiling_mean": s["final_eval_normalised_ceiling"],
+                "ceiling": s["ceiling"],
+                "ceiling_normalised": s["baselines"][s["ceiling"]]["normalised"],
+                "final_unserved_rate": s["final_eval_unserved_rate"],
                 "wall_time_s": s["wall_time_s"], "wall_time_to_0.9_s": s["wall_time_to_0.9_s"],
                 "env_steps_to_0.9": s["env_steps_to_0.9"],
                 "greedy_normalised": s["baselines"]["greedy"]["normalised"],
@@ -72,8 +76,8 @@ def main(argv=None):
             rows.sort(key=lambda r: order.get((r["obs_mode"], r["run"]), 99))
             write_csv(csv_path, rows)
     print(f"\nmachine: {machine()}")
-    hdr = (f"{'obs':<7}{'run':<7}{'seeds':>6}{'final norm (mean/min/max)':>28}{'t to 0.9 s':>12}"
-           f"{'steps to 0.9':>14}{'greedy':>8}{'best fixed':>11}")
+    hdr = (f"{'obs':<7}{'run':<7}{'seeds':>6}{'final norm (mean/min/max)':>28}{'vs ceiling':>11}"
+           f"{'ceiling':>8}{'t to 0.9 s':>12}{'steps to 0.9':>14}{'greedy':>8}{'best fixed':>11}")
     print(hdr + "\n" + "-" * len(hdr))
     for r in rows:
         t = r["wall_time_to_0.9_s"]
@@ -81,6 +85,7 @@ def main(argv=None):
         print(f"{r['obs_mode']:<7}{r['run']:<7}{int(r['seeds']):>6}"
               f"{r['final_normalised_mean']:>12.3f} / {r['final_normalised_min']:.3f} / "
               f"{r['final_normalised_max']:.3f}"
+              f"{r['final_vs_ceiling_mean']:>11.3f}{r['ceiling_normalised']:>8.3f}"
               f"{(f'{t:.1f}' if t is not None else 'never'):>12}"
               f"{(f'{st:,}' if st is not None else 'never'):>14}"
               f"{r['greedy_normalised']:>8.3f}{r['best_fixed_normalised']:>11.3f}")
@@ -92,15 +97,20 @@ def plot(out, modes):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from semcom_jax.training.plots import _series
+    from semcom_jax.training.plots import series
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, obs in enumerate(modes):
         rows = runs.read_metrics(os.path.join(out, f"{obs}-seeds"))
-        x, m = _series(rows, "eval_normalised")
+        x, m = series(rows, "eval_normalised")
         ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=f"PPO, obs={obs} (mean)")
         ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color=f"C{i}", alpha=0.25)
     ax.axhline(1.0, color="k", linestyle="--", label="exact optimum")
+    if "paper" in modes:
+        from semcom_jax.training.files import read_json
+        base = read_json(os.path.join(out, "paper-seeds"), "baselines.json")
+        ax.axhline(base["paper ceiling"]["normalised"], color="C0", linestyle=":",
+                   label="paper ceiling (best policy of the paper observation)")
     ax.set_ylim(0.7, 1.02)
     ax.set_xlabel("env steps")
     ax.set_ylabel("normalised score (0 = random, held-out episodes)")

@@ -80,14 +80,20 @@ def test_q1_random_play_is_always_legal():
         assert not bool(info["invalid_action"])
 
 
-def test_padded_no_rb_is_never_drawn_when_illegal():
-    env = PaddedSemComEnv(4, 6)
-    p = env.default_params.replace(active_users=2, active_rbs=3)  # U <= Q: "no RB" illegal
-    obs, _ = env.reset(jax.random.PRNGKey(0), p)
-    assert not bool(obs.action_mask[env.no_rb_action])
-    acts = jax.vmap(lambda k: env.actions.uniform_legal(k, obs.action_mask))(
+def test_no_rb_is_never_drawn_when_a_mask_forbids_it():
+    c = ActionCodec(3, 6, has_no_rb=True)
+    mask = c.mask(jnp.arange(6) < 3, no_rb_legal=False)
+    acts = jax.vmap(lambda k: c.uniform_legal(k, mask))(
         jax.random.split(jax.random.PRNGKey(1), 5000))
-    assert bool(jnp.all(obs.action_mask[acts]))
+    assert bool(jnp.all(mask[acts])) and not bool(jnp.any(acts == c.no_rb_action))
+
+
+def test_padded_env_keeps_padded_rbs_illegal():
+    env = PaddedSemComEnv(4, 6)
+    p = env.default_params.replace(active_users=2, active_rbs=3)
+    obs, _ = env.reset(jax.random.PRNGKey(0), p)
+    free = np.asarray(env.actions.free_rbs(obs.action_mask))
+    assert free.tolist() == [True] * 3 + [False] * 3 and bool(obs.action_mask[env.no_rb_action])
 
 
 def test_no_legal_action_gives_zero_not_garbage():

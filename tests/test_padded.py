@@ -42,7 +42,7 @@ def test_padded_instance_returns_exactly_the_unpadded_return(u, q, reward):
             a = int(uniform_legal_action(jax.random.PRNGKey(int(rng.integers(1 << 30))),
                                          obs.action_mask, plain))
             decisions.append(a)
-            if plain.has_no_rb and a == plain.no_rb_action:
+            if a == plain.no_rb_action:
                 padded_decisions.append(pad.no_rb_action)
             else:
                 d = plain.actions.decode(a)
@@ -52,10 +52,10 @@ def test_padded_instance_returns_exactly_the_unpadded_return(u, q, reward):
         padded_decisions += [0] * (MAX_U - u)  # whatever the policy does on padded users
         r_pad, done, masks = _play(pad, pp, pad_instance(inst, MAX_U, MAX_Q), padded_decisions)
         assert r_pad == r_plain and done
-        for m in masks:  # padded RBs never legal; "no RB" legal only when U > Q
+        for m in masks:  # padded RBs never legal; "no RB" always legal
             per_rb = m[:-1].reshape(pad.num_encoders, MAX_Q)
             assert not per_rb[:, q:].any()
-            assert m[-1] == (u > q)
+            assert m[-1]
 
 
 def test_padded_optimum_matches_the_solver():

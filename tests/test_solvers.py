@@ -10,12 +10,12 @@ from semcom_jax.baselines import report, solvers
 from semcom_jax.env import SemComEnv
 
 
-def brute_force(value, unserved, allow_unserved):
+def brute_force(value, unserved):
     """Best total over every assignment of distinct RBs (or 'unserved') and every encoder."""
     u, k, q = value.shape
     # Encoders are enumerated explicitly, so the check does not assume that the best encoder of
     # each (user, RB) pair can be chosen independently, as the solver does.
-    choices = list(range(q)) + ([-1] if allow_unserved else [])
+    choices = list(range(q)) + [-1]
     best = -np.inf
     for rbs in itertools.product(choices, repeat=u):
         used = [r for r in rbs if r >= 0]
@@ -38,7 +38,7 @@ def test_optimum_equals_brute_force(u, q):
     value = np.asarray(at.value, np.float64)
     uns = np.asarray(at.unserved_value, np.float64)
     for i in range(6):
-        bf = brute_force(value[i], uns[i], u > q)
+        bf = brute_force(value[i], uns[i])
         assert math.isclose(float(stats.episode_return[i]), bf, rel_tol=1e-5, abs_tol=1e-4)
 
 
@@ -53,7 +53,8 @@ def test_optimal_actions_played_in_env_give_the_optimum():
         obs, st = env.reset_to(jax.tree.map(lambda x: x[i], inst), p)
         total = 0.0
         for t in range(4):
-            a = int(enc[i, t]) * env.num_rbs + int(rbs[i, t])
+            a = (env.no_rb_action if rbs[i, t] < 0
+                 else int(env.actions.encode(enc[i, t], rbs[i, t])))
             assert bool(obs.action_mask[a])
             obs, st, r, d, _ = env.step(jax.random.PRNGKey(0), st, a, p)
             total += float(r)
@@ -88,6 +89,7 @@ def test_greedy_matches_a_python_loop():
     at = solvers.batched_action_tables(inst, p, env.table.data)
     gk, gq = solvers.greedy(at)
     value = np.asarray(at.value)
+    unserved = np.asarray(at.unserved_value)
     for i in range(3):
         used = set()
         for u in range(4):
@@ -96,6 +98,8 @@ def test_greedy_matches_a_python_loop():
                 for q in range(5):
                     if q not in used and value[i, u, k, q] > best:
                         best, arg = value[i, u, k, q], (k, q)
+            if unserved[i, u] > best:  # staying unserved pays more: greedy takes it
+                arg = (0, -1)
             used.add(arg[1])
             assert (int(gk[i, u]), int(gq[i, u])) == arg
 

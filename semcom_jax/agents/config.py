@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     eval_episodes: int = 1024
     eval_seed: int = 12345
+    ceiling_draws: int = 256  # Monte-Carlo draws per held-out episode for the paper ceiling; 0: off
     chunk_updates: int = 10  # updates per compiled call: progress bar, metrics and checkpoints
     devices: int = 0  # devices the env batch is split over; 0 = all local (see sharding.py)
 
@@ -166,6 +167,8 @@ class TrainConfig:
             need(getattr(self, name) >= 1, name, "must be >= 1")
         need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
         need(self.devices >= 0, "devices", "must be >= 0 (0 = all local devices)")
+        need(self.ceiling_draws == 0 or self.ceiling_draws >= 2, "ceiling_draws",
+             "must be 0 (no paper ceiling) or >= 2")
         need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
         need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
         need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")

@@ -3,6 +3,9 @@
 The held-out episodes come from their own seed. Returns are *expected* returns (table scores),
 the quantity the baselines and the exact optimum are computed for, so the normalised score
 ``(R - R_random) / (R_opt - R_random)`` compares like with like whatever the training score mode.
+Each evaluation also reports the score against the observation mode's own ceiling: the best
+policy that mode allows (``paper``: the assignment optimal for the expected terms given what it
+observes, :func:`~semcom_jax.baselines.solvers.expected_action_tables`; ``full``: the optimum).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instan
 
 class Evaluator:
     def __init__(self, env: SemComEnv, env_params: EnvParams, num_episodes: int, seed: int,
-                 random_draws: int = 16):
+                 random_draws: int = 16, ceiling_draws: int = 256):
+        """``ceiling_draws``: Monte-Carlo draws per episode for the paper observation's ceiling
+        (0: not computed; the ceiling score is then against the optimum)."""
         # Same shapes, observation and table, but expected (table) scores.
         self.env = SemComEnv(env.num_users, env.num_rbs, table=env.table, obs_mode=env.obs_mode,
                              reward="dense", score="table")
@@ -50,10 +55,18 @@ class Evaluator:
                                                    env_params)
         self.action_tables = solvers.batched_action_tables(self.instances, env_params,
                                                            self.env.table.data)
+        expected, self.ceiling_se = None, None
+        if env.obs_mode == "paper" and ceiling_draws:
+            expected, se = solvers.expected_action_tables(
+                self.instances, env_params, self.env.table.data, jax.random.PRNGKey(seed + 2),
+                ceiling_draws)
+            self.ceiling_se = float(jnp.mean(se))  # mean Monte-Carlo error of an expected term
         self.baselines = report.baseline_report(self.action_tables, jax.random.PRNGKey(seed + 1),
-                                                self.env.encoder_names, random_draws)
+                                                self.env.encoder_names, random_draws, expected)
+        self.ceiling = report.CEILING if expected is not None else "optimum"
         self.r_random = self.baselines["random"]["return"]
         self.r_opt = self.baselines["optimum"]["return"]
+        self.r_ceiling = self.baselines[self.ceiling]["return"]
 
     def greedy_assignment(self, logits_fn: Callable, params):
         """Plays every held-out episode greedily. Returns ``(encoders, rbs)``, each (N, U)."""
@@ -72,8 +85,10 @@ class Evaluator:
         return {
             "eval_return": r,
             "eval_normalised": report.normalised_score(r, self.r_random, self.r_opt),
+            "eval_normalised_ceiling": report.normalised_score(r, self.r_random, self.r_ceiling),
             "eval_delay_violation_rate": jnp.mean(stats.delay_violations) / u,
             "eval_energy_violation_rate": jnp.mean(stats.energy_violations) / u,
+            "eval_unserved_rate": jnp.mean(stats.unserved) / u,
             "eval_encoder_share": counts / jnp.maximum(jnp.sum(counts), 1),
         }
 

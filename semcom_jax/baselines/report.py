@@ -19,16 +19,25 @@ def normalised_score(r, r_random, r_opt):
 # ----------------------------------------------------------------------------- report
 
 
-def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16) -> dict:
-    """Mean return, violation rates and encoder usage of every baseline on a batch of episodes.
+CEILING = "paper ceiling"  # the best policy of the paper observation (see solvers)
 
-    Returns ``{name: {"return": float, "normalised": float, "delay_violation_rate": float,
-    "energy_violation_rate": float, "encoder_share": [..K]} }`` and per-episode returns under
-    ``"_episode_returns"``.
+
+def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
+                    expected: ActionTable | None = None) -> dict:
+    """Return, normalised scores, violation and unserved rates and encoder usage of every
+    baseline on a batch of episodes.
+
+    ``expected`` (the episodes' :func:`~semcom_jax.baselines.solvers.expected_action_tables`)
+    adds the paper observation's best policy, ``"paper ceiling"``: the assignment optimal for the
+    expected terms, valued on the true ones. Each entry has ``"normalised"`` (0 random, 1 the
+    exact optimum) and ``"normalised_ceiling"`` (0 random, 1 the ceiling of the observation the
+    report is for: the paper ceiling when ``expected`` is given, else the optimum).
     """
     n, u_count = at.value.shape[:2]
     plays = {}
     plays["optimum"] = optimum(at)
+    if expected is not None:
+        plays[CEILING] = optimum(expected)
     plays["greedy"] = greedy(at)
     for k, name in enumerate(encoder_names):
         plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)
@@ -39,12 +48,13 @@ def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16)
     rep = jax.tree.map(lambda x: jnp.repeat(x, random_draws, axis=0), at)
     stats["random"] = assignment_stats(rep, rk.reshape(n * random_draws, u_count),
                                        rq.reshape(n * random_draws, u_count))
-    return summarise(stats, u_count)
+    return summarise(stats, u_count, CEILING if expected is not None else "optimum")
 
 
-def summarise(stats: dict, num_users: int) -> dict:
+def summarise(stats: dict, num_users: int, ceiling: str = "optimum") -> dict:
     r_rand = float(jnp.mean(stats["random"].episode_return))
     r_opt = float(jnp.mean(stats["optimum"].episode_return))
+    r_ceil = float(jnp.mean(stats[ceiling].episode_return))
     out = {}
     for name, s in stats.items():
         r = float(jnp.mean(s.episode_return))
@@ -52,20 +62,26 @@ def summarise(stats: dict, num_users: int) -> dict:
         out[name] = {
             "return": r,
             "normalised": float(normalised_score(r, r_rand, r_opt)),
+            "normalised_ceiling": float(normalised_score(r, r_rand, r_ceil)),
             "delay_violation_rate": float(jnp.mean(s.delay_violations)) / num_users,
             "energy_violation_rate": float(jnp.mean(s.energy_violations)) / num_users,
+            "unserved_rate": float(jnp.mean(s.unserved)) / num_users,
             "encoder_share": (counts / max(counts.sum(), 1.0)).tolist(),
         }
     return out
 
 
 def format_report(report: dict, encoder_names) -> str:
-    head = f"{'policy':<18}{'return':>10}{'normalised':>12}{'delay viol':>12}{'energy viol':>12}"
-    head += "".join(f"{n:>10}" for n in encoder_names)
+    """A printable table; ``vs ceiling`` is the normalised score against the observation's own
+    ceiling (the optimum when the report has no paper ceiling)."""
+    head = (f"{'policy':<18}{'return':>9}{'normalised':>11}{'vs ceiling':>11}{'delay viol':>11}"
+            f"{'energy viol':>12}{'unserved':>9}") + "".join(f"{n:>10}" for n in encoder_names)
     lines = [head, "-" * len(head)]
     for name, r in report.items():
         lines.append(
-            f"{name:<18}{r['return']:>10.3f}{r['normalised']:>12.3f}"
-            f"{r['delay_violation_rate']:>12.3f}{r['energy_violation_rate']:>12.3f}"
+            f"{name:<18}{r['return']:>9.3f}{r['normalised']:>11.3f}"
+            f"{r.get('normalised_ceiling', r['normalised']):>11.3f}"
+            f"{r['delay_violation_rate']:>11.3f}{r['energy_violation_rate']:>12.3f}"
+            f"{r.get('unserved_rate', float('nan')):>9.3f}"
             + "".join(f"{s:>10.2f}" for s in r["encoder_share"]))
     return "\n".join(lines)

@@ -4,7 +4,16 @@ All of them work on the *expected* per-user terms of eq. (11) (task score from t
 are what the env pays in ``score="table"`` mode. With full information the problem separates:
 the best encoder of each (user, RB) pair is independent of the others, so the optimum is that
 best value per pair followed by a linear assignment problem (Hungarian, ``scipy``), with ``U``
-extra "unserved" columns when ``U > Q``.
+extra "unserved" columns: a user may be left unserved at every size (constraint 10b), and is
+whenever that pays more than any RB left for it.
+
+**The best policy of the paper observation.** That observation never reveals the fading, the
+image sizes or the CPU parameters, and nothing during an episode reveals them either (the policy
+sees only RB availability and which user is next), so its best policy is a fixed assignment: the
+one that maximises the *expected* terms given what it does see (positions, interference).
+:func:`expected_action_tables` estimates those expectations by Monte-Carlo draws of the hidden
+quantities from the episode generator (common to all pairs of an episode); the same Hungarian
+step then gives the assignment, whose true value on each episode is the paper ceiling.
 
 An assignment is a pair of int arrays ``encoders (U,)``, ``rbs (U,)``; ``rbs[i] == -1`` means
 user ``i`` is unserved (its encoder is then ignored).
@@ -21,6 +30,7 @@ from flax import struct
 from scipy.optimize import linear_sum_assignment
 
 from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import unserved_term, user_term
 from semcom_jax.physics import link
 from semcom_jax.physics.instance import Instance
@@ -34,8 +44,8 @@ class ActionTable:
     """Everything about serving user i with encoder k on RB q, for one episode."""
 
     value: jnp.ndarray  # (U, K, Q) float32, expected term of eq. (11)
-    delay_violation: jnp.ndarray  # (U, K, Q) bool
-    energy_violation: jnp.ndarray  # (U, K, Q) bool
+    delay_violation: jnp.ndarray  # (U, K, Q) bool (float32 probability in an expected table)
+    energy_violation: jnp.ndarray  # (U, K, Q) bool (float32 probability in an expected table)
     unserved_value: jnp.ndarray  # (U,) float32, term of an unserved user
 
 
@@ -70,6 +80,51 @@ def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTab
     return fn(instances)
 
 
+def _hidden_draws(instance: Instance, params: EnvParams, key, num_draws: int) -> Instance:
+    """``num_draws`` instances that keep what the paper observation reveals (positions,
+    interference, images) and redraw the rest (fading, image sizes, user and BS compute) from
+    the episode generator."""
+    u, q = instance.distance_m.shape[0], instance.interference_w.shape[0]
+    draws = jax.vmap(UniformGenerator(u, q), (0, None))(jax.random.split(key, num_draws), params)
+    return draws.replace(
+        user_xy_m=jnp.broadcast_to(instance.user_xy_m, draws.user_xy_m.shape),
+        distance_m=jnp.broadcast_to(instance.distance_m, draws.distance_m.shape),
+        interference_w=jnp.broadcast_to(instance.interference_w, draws.interference_w.shape),
+        image_index=jnp.broadcast_to(instance.image_index, draws.image_index.shape))
+
+
+def expected_action_table(instance: Instance, params: EnvParams, table: TaskTable, key,
+                          num_draws: int) -> tuple[ActionTable, jnp.ndarray]:
+    """The action table averaged over ``num_draws`` Monte-Carlo draws of what the paper
+    observation never reveals, and the standard error of each value (U, K, Q). Violations are
+    probabilities."""
+    tables = jax.vmap(action_table, (0, None, None))(
+        _hidden_draws(instance, params, key, num_draws), params, table)
+    value = jnp.mean(tables.value, axis=0)
+    se = jnp.std(tables.value, axis=0) / jnp.sqrt(jnp.float32(num_draws))
+    return ActionTable(value=value,
+                       delay_violation=jnp.mean(tables.delay_violation.astype(jnp.float32), 0),
+                       energy_violation=jnp.mean(tables.energy_violation.astype(jnp.float32), 0),
+                       unserved_value=tables.unserved_value[0]), se
+
+
+def expected_action_tables(instances: Instance, params: EnvParams, table: TaskTable, key,
+                           num_draws: int = 256, max_elements: int = 2**22):
+    """:func:`expected_action_table` of a batch of episodes (each with its own draws), a bounded
+    number of episodes at a time. Returns ``(ActionTable, value standard errors)``."""
+    if not isinstance(num_draws, int) or num_draws < 2:
+        raise ValueError(f"num_draws must be an int >= 2, got {num_draws!r}")
+    n, u = instances.distance_m.shape
+    q = instances.interference_w.shape[-1]
+    per = u * q * len(params.encoder_compute) * num_draws
+    batch = max(1, min(n, max_elements // per))
+    keys = jax.random.split(key, n)
+    fn = jax.jit(lambda i, k: jax.lax.map(
+        lambda x: expected_action_table(x[0], params, table, x[1], num_draws), (i, k),
+        batch_size=batch))
+    return fn(instances, keys)
+
+
 # ----------------------------------------------------------------------------- summaries
 
 
@@ -89,7 +144,7 @@ def _stats_one(at: ActionTable, encoders, rbs) -> AssignmentStats:
     q = jnp.clip(rbs, 0, at.value.shape[2] - 1)
     val = jnp.where(served, at.value[uidx, k, q], at.unserved_value)
     dv = jnp.where(served, at.delay_violation[uidx, k, q], True)
-    ev = served & at.energy_violation[uidx, k, q]
+    ev = jnp.where(served, at.energy_violation[uidx, k, q], False)
     counts = jnp.sum((k[:, None] == jnp.arange(at.value.shape[1])) & served[:, None], axis=0)
     return AssignmentStats(jnp.sum(val), jnp.sum(dv), jnp.sum(ev), counts, jnp.sum(~served))
 
@@ -100,12 +155,10 @@ assignment_stats = jax.jit(jax.vmap(_stats_one))
 # ----------------------------------------------------------------------------- solvers
 
 
-def _lap(value_uq: np.ndarray, unserved: np.ndarray, allow_unserved: bool):
-    """Max-weight assignment of users to RBs (plus dummy 'unserved' columns)."""
+def _lap(value_uq: np.ndarray, unserved: np.ndarray):
+    """Max-weight assignment of users to RBs plus one 'unserved' column per user."""
     u_count, q_count = value_uq.shape
-    w = value_uq
-    if allow_unserved:
-        w = np.concatenate([w, np.repeat(unserved[:, None], u_count, axis=1)], axis=1)
+    w = np.concatenate([value_uq, np.repeat(unserved[:, None], u_count, axis=1)], axis=1)
     rows, cols = linear_sum_assignment(w, maximize=True)
     rbs = np.full(u_count, -1, np.int64)
     rbs[rows] = np.where(cols < q_count, cols, -1)
@@ -120,7 +173,6 @@ def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
     value = np.asarray(at.value, np.float64)
     unserved = np.asarray(at.unserved_value, np.float64)
     n, u_count, k_count, q_count = value.shape
-    allow_unserved = u_count > q_count
     if fixed_encoder is None:
         best_k = value.argmax(axis=2)  # (N, U, Q)
         best_v = value.max(axis=2)
@@ -130,16 +182,17 @@ def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
     encoders = np.zeros((n, u_count), np.int64)
     rbs = np.zeros((n, u_count), np.int64)
     for i in range(n):
-        rbs[i] = _lap(best_v[i], unserved[i], allow_unserved)
+        rbs[i] = _lap(best_v[i], unserved[i])
         served = rbs[i] >= 0
         encoders[i] = np.where(served, best_k[i, np.arange(u_count), np.maximum(rbs[i], 0)], 0)
     return encoders, rbs
 
 
-def _sequential(at: ActionTable, pick: Callable, key, allow_unserved: bool):
-    """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index."""
+def _sequential(at: ActionTable, pick: Callable, key):
+    """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index
+    over the env's actions (every encoder on every free RB, and "no RB")."""
     u_count, k_count, q_count = at.value.shape
-    codec = ActionCodec(k_count, q_count, has_no_rb=allow_unserved)
+    codec = ActionCodec(k_count, q_count, has_no_rb=True)
     min_val = jnp.finfo(jnp.float32).min
 
     def body(carry, xs):
@@ -147,7 +200,7 @@ def _sequential(at: ActionTable, pick: Callable, key, allow_unserved: bool):
         vals, unserved_v = xs  # (K, Q), ()
         legal = codec.mask(~used)
         per_rb = jnp.swapaxes(vals, 0, 1)  # (Q, K), the layout flat_logits reads
-        flat = codec.flat_logits(per_rb, unserved_v[None] if allow_unserved else None)
+        flat = codec.flat_logits(per_rb, unserved_v[None])
         flat = jnp.where(legal, flat, min_val)
         key, sub = jax.random.split(key)
         act = codec.decode(pick(sub, flat, legal))
@@ -171,17 +224,16 @@ def _random_pick(key, flat, legal):
 
 
 def greedy(at: ActionTable):
-    """Each user in turn takes the best immediate (encoder, RB) among the free RBs."""
-    allow = at.value.shape[1] > at.value.shape[3]  # batched: (N, U, K, Q)
-    fn = jax.vmap(lambda a: _sequential(a, _greedy_pick, jax.random.PRNGKey(0), allow))
+    """Each user in turn takes the best immediate (encoder, RB) among the free RBs, or stays
+    unserved when that pays more."""
+    fn = jax.vmap(lambda a: _sequential(a, _greedy_pick, jax.random.PRNGKey(0)))
     return jax.jit(fn)(at)
 
 
 def random_policy(at: ActionTable, key, draws: int = 16):
     """Uniform over legal actions; ``draws`` independent plays per episode, (N, draws, U)."""
-    allow = at.value.shape[1] > at.value.shape[3]
     n = at.value.shape[0]
     keys = jax.random.split(key, n * draws).reshape(n, draws, -1)
-    one = lambda a, k: _sequential(a, _random_pick, k, allow)  # noqa: E731
+    one = lambda a, k: _sequential(a, _random_pick, k)  # noqa: E731
     fn = jax.vmap(jax.vmap(one, (None, 0)), (0, 0))
     return jax.jit(fn)(at, keys)

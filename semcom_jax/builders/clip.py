@@ -23,7 +23,7 @@ from semcom_jax.builders import hf
 from semcom_jax.physics.params import ENCODER_NAMES
 from semcom_jax.builders.images import LabelledImages, read_images
 from semcom_jax.builders.parts import PartStore
-from semcom_jax.builders.scoring import score_over_grid, snr_grid
+from semcom_jax.builders.scoring import make_monotone, score_over_grid, snr_grid
 from semcom_jax.tables.format import save_table
 
 DEFAULT_CHECKPOINTS = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16",
@@ -152,5 +152,5 @@ def assemble(out, data: LabelledImages, names, checkpoints, grid, draws, results
               "image_features": img, "feature_dim": np.asarray(dims, np.int32),
               "labels": data.labels, "text_features": txt,
               "logit_scale": np.asarray([r["logit_scale"] for r in results], np.float32)}
-    save_table(out, arrays, meta)
+    save_table(out, *make_monotone(arrays, meta))
     return meta

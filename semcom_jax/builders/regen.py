@@ -33,6 +33,7 @@ from semcom_jax.builders import hf
 from semcom_jax.builders.clip import DEFAULT_CHECKPOINTS, check_names, image_features
 from semcom_jax.builders.images import read_images
 from semcom_jax.builders.parts import PartStore
+from semcom_jax.builders.scoring import make_monotone
 from semcom_jax.tables.feature_channel import corrupt_feature
 from semcom_jax.tables.format import save_table
 
@@ -211,7 +212,7 @@ def build(images: str, sd: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names
         "command": "semcom-jax tables regen " + " ".join(sys.argv[3:]),
         "created": datetime.date.today().isoformat(),
     }
-    save_table(out, {"snr_db": grid, "score": np.stack(scores)}, meta)
+    save_table(out, *make_monotone({"snr_db": grid, "score": np.stack(scores)}, meta))
     if grid_png:
         write_grid(grid_png, data.images[:show], np.stack(samples), names, grid)
     parts.remove()

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.physics.params import ENCODER_NAMES, EnvParams
-from semcom_jax.builders.scoring import score_over_grid
+from semcom_jax.builders.scoring import make_monotone, score_over_grid
 from semcom_jax.tables import default_table_path, save_table, zero_shot_log_probs
 
 # CLIP paper (Radford et al. 2021), Table 11, zero-shot CIFAR-10 accuracy.
@@ -54,7 +54,7 @@ def _calibrate(rng, width, labels, num_classes, target):
     return txt, img, mu
 
 
-def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int = 8,
+def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int = 32,
           snr_lo_db: float = -40.0, snr_hi_db: float = 40.0, snr_step_db: float = 1.0) -> dict:
     rng = np.random.default_rng(seed)
     num_classes = len(CIFAR10)
@@ -123,7 +123,7 @@ def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int 
         "text_features": txt_all,
         "logit_scale": np.asarray(scale, np.float32),
     }
-    save_table(out, arrays, meta)
+    save_table(out, *make_monotone(arrays, meta))
     return meta
 
 
@@ -132,7 +132,7 @@ def main(argv=None):
     p.add_argument("--out", default=default_table_path())
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--images-per-class", type=int, default=50)
-    p.add_argument("--noise-draws", type=int, default=8)
+    p.add_argument("--noise-draws", type=int, default=32)
     a = p.parse_args(argv)
     meta = build(a.out, a.seed, a.images_per_class, a.noise_draws)
     print(f"wrote {a.out}")

@@ -5,14 +5,19 @@ ends (``done``) after the ``U``-th step. All randomness (positions, fading, inte
 image sizes) is drawn at ``reset`` and fixed for the episode.
 
 **Action.** One integer in ``[0, A)``: ``a = k * Q + q`` serves the current user with encoder ``k``
-on RB ``q``. When ``U > Q`` there is one more action, ``a = K * Q`` ("no RB"), which leaves the
-user unserved. ``A = K * Q (+ 1 if U > Q)``.
+on RB ``q``; ``a = K * Q`` ("no RB") leaves the user unserved, and is legal at every size, as the
+paper's constraint (10b) ``sum_q alpha_iq <= 1`` allows. ``A = K * Q + 1``.
+
+**Unserved users** score the table's chance-level score (what a receiver that gets nothing can
+do: guess) and count as one delay violation (the task is not delivered within the budget); they
+spend no energy. Their ``info`` says so: ``delay_s = inf`` (nothing arrives), ``energy_j = 0``,
+``sinr_db = -inf`` (no signal), ``task_score`` the chance score, ``encoder`` -1.
 
 **Invalid actions.** The mask in the observation (True = legal) forbids RBs already allocated.
 An action that is out of range or names a used RB is *not* applied as an allocation: the user is
-left unserved (chance-level task score and a delay violation, as for "no RB") and
-``info["invalid_action"]`` is True. Stepping a finished episode changes nothing and pays 0.
-The Gymnasium adapter can raise ``ValueError`` instead (``strict=True``).
+left unserved exactly as by "no RB" (so an invalid action never pays more than the best legal
+one) and ``info["invalid_action"]`` is True. Stepping a finished episode changes nothing and
+pays 0. The Gymnasium adapter can raise ``ValueError`` instead (``strict=True``).
 
 **Observation.** :class:`~semcom_jax.env.types.Observation` with ``features`` (F,) float32 and
 ``action_mask`` (A,) bool. ``features`` (mode ``paper``, the paper's state plus quantities derived
@@ -94,7 +99,7 @@ class SemComEnv:
         self.obs_mode = obs_mode
         self.reward_name = reward
         self.score_name = score
-        self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=num_users > num_rbs)
+        self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=True)
         num_images = self.table.data.features.num_images if score == "features" else 1
         self.generator = generator or UniformGenerator(num_users, num_rbs, num_images)
         self._reward_fn = REWARDS[reward]()
@@ -211,9 +216,9 @@ class SemComEnv:
             "served": served,
             "invalid_action": invalid,
             "task_score": jnp.where(served, score, chance),
-            "sinr_db": lk.sinr_db,
-            "delay_s": lk.delay_s,
-            "energy_j": lk.energy_j,
+            "sinr_db": jnp.where(served, lk.sinr_db, -jnp.inf),
+            "delay_s": jnp.where(served, lk.delay_s, jnp.inf),
+            "energy_j": jnp.where(served, lk.energy_j, 0.0),
             "delay_violation": active & (~served | (lk.delay_s > params.delay_budget_s)),
             "energy_violation": served & (lk.energy_j > params.energy_budget_j),
             "encoder": jnp.where(served, k, -1),

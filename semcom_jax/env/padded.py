@@ -6,7 +6,7 @@
 several sizes in one program. Padded RBs start "in use" (masked out of every action); padded
 users are skipped: their steps change nothing, pay nothing and violate nothing, and the episode
 still lasts ``max_users`` steps (the terminal reward comes at the last one). The "no RB" action
-always exists and is legal only when ``active_users > active_rbs``, as in the unpadded env.
+is legal at every size, as in the unpadded env.
 
 So an instance padded with :func:`pad_instance` and played with the same decisions returns
 exactly what the unpadded env returns (tested). Freshly drawn padded episodes draw every slot and
@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from semcom_jax.env.actions import ActionCodec
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.types import EnvState, Instance, Observation
 from semcom_jax.physics.params import EnvParams
@@ -62,8 +61,6 @@ def pad_instance(inst: Instance, max_users: int, max_rbs: int) -> Instance:
 class PaddedSemComEnv(SemComEnv):
     def __init__(self, max_users: int, max_rbs: int, **kwargs):
         super().__init__(max_users, max_rbs, **kwargs)
-        # "No RB" always exists here; whether it is legal depends on the active sizes.
-        self.actions = ActionCodec(self.num_encoders, max_rbs, has_no_rb=True)
 
     @property
     def default_params(self) -> PaddedParams:
@@ -98,13 +95,9 @@ class PaddedSemComEnv(SemComEnv):
         return state.replace(rb_used=jnp.arange(self.num_rbs) >= n_q)
 
     def transition(self, key, state: EnvState, action, params):
-        n_u, n_q = self._sizes(params)
+        n_u, _ = self._sizes(params)
         real = state.step < n_u
-        # "No RB" is legal only when the active users outnumber the active RBs.
-        a = jnp.asarray(action, jnp.int32)
-        no_rb_illegal = self.actions.decode(a).no_rb & (n_u <= n_q)
-        a = jnp.where(no_rb_illegal, -1, a)  # out of range: handled as an invalid action
-        new_state, reward, done, info = super().transition(key, state, a, params)
+        new_state, reward, done, info = super().transition(key, state, action, params)
         skip_state = state.replace(step=jnp.minimum(state.step + 1, self.num_users))
         skip_done = skip_state.step >= self.num_users
         skip_reward = jnp.where(state.step < self.num_users,
@@ -117,7 +110,3 @@ class PaddedSemComEnv(SemComEnv):
         info = {k: (jnp.where(real, v, quiet[k]) if k in quiet else v) for k, v in info.items()}
         info["padding"] = ~real
         return new_state, reward, done, info
-
-    def action_mask(self, state: EnvState, params=None) -> jnp.ndarray:
-        n_u, n_q = self._sizes(params)
-        return self.actions.mask(~state.rb_used, no_rb_legal=n_u > n_q)

@@ -8,11 +8,12 @@ channel and CLIP zero-shot classification, in-graph). The data file of the defau
 
 from semcom_jax.tables.feature_channel import (corrupt_feature, sampled_log_prob_true,
                                                zero_shot_log_probs)
-from semcom_jax.tables.format import (FeatureSet, Table, TableError, TaskTable,
+from semcom_jax.tables.format import (FeatureSet, Table, TableError, TableWarning,
+                                      TaskTable,
                                       default_table_path, load_default_table, load_table,
                                       save_table)
 from semcom_jax.tables.lookup import interp_all_encoders, interp_score
 
-__all__ = ["FeatureSet", "Table", "TableError", "TaskTable", "corrupt_feature",
+__all__ = ["FeatureSet", "Table", "TableError", "TableWarning", "TaskTable", "corrupt_feature",
            "default_table_path", "interp_all_encoders", "interp_score", "load_default_table",
            "load_table", "sampled_log_prob_true", "save_table", "zero_shot_log_probs"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 import importlib.resources
 import json
 import os
@@ -48,6 +49,10 @@ _FEATURE_KEYS = ("image_features", "feature_dim", "labels", "text_features", "lo
 
 class TableError(ValueError):
     """A table file is missing, corrupt, truncated or inconsistent."""
+
+
+class TableWarning(UserWarning):
+    """A table is usable but suspicious (e.g. a score that falls as the SNR rises)."""
 
 
 @struct.dataclass
@@ -204,6 +209,7 @@ def _validate(arrays: dict[str, Any], meta: dict, path: str) -> None:
         a = np.asarray(arrays["accuracy"])
         if np.any(a < 0) or np.any(a > 1):
             fail("'accuracy' must lie in [0, 1]")
+    _check_monotone(np.asarray(arrays["score"], np.float64), snr, encoders, meta, fail)
     for key in ("encoder_compute", "encoder_feature_bits"):
         if key in meta and len(meta[key]) != k:
             fail(f"metadata {key!r} has {len(meta[key])} entries for {k} encoders")
@@ -237,3 +243,19 @@ def _validate(arrays: dict[str, Any], meta: dict, path: str) -> None:
             fail("'image_features' has an all-zero feature vector")
         if "num_classes" in meta and int(meta["num_classes"]) != c:
             fail(f"metadata says {meta['num_classes']} classes, text features have {c}")
+
+
+def _check_monotone(score: np.ndarray, snr: np.ndarray, encoders, meta: dict, fail) -> None:
+    """A less noisy feature must not score lower: ``score`` should not fall as the SNR rises.
+    A table whose metadata says ``monotone`` is refused when it does; any other such table is
+    loaded with a :class:`TableWarning` (a worse RB could look better)."""
+    drops = np.diff(score, axis=1)
+    k, g = np.unravel_index(np.argmin(drops), drops.shape)
+    if drops[k, g] >= -1e-6:
+        return
+    msg = (f"'score' of encoder {encoders[k]!r} falls by {-drops[k, g]:.3g} from "
+           f"{snr[g]:g} to {snr[g + 1]:g} dB (a less noisy feature must not score lower)")
+    if meta.get("monotone"):
+        fail(msg + ", although its metadata says 'monotone'")
+    warnings.warn(TableWarning(msg + "; rebuild it with a builder, which fits a monotone curve"),
+                  stacklevel=3)

@@ -38,7 +38,7 @@ class Experiment:
         self.env_params = self.env.make_params(config.env_params)
         self.trainer = make_trainer(config, self.env, self.env_params)
         self.evaluator = Evaluator(self.env, self.env_params, config.eval_episodes,
-                                   config.eval_seed)
+                                   config.eval_seed, ceiling_draws=config.ceiling_draws)
         keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
         self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
         self.num_devices = sharding.device_count_for(config.num_envs, config.devices)

@@ -11,7 +11,7 @@ import numpy as np
 from semcom_jax.training.files import read_metrics
 
 
-def _series(rows, key):
+def series(rows, key):
     """(x env steps, per-seed matrix) of a metric, skipping rows where it is missing."""
     rows = [r for r in rows if r.get(key) is not None]
     updates = sorted({r["update"] for r in rows})
@@ -40,14 +40,17 @@ def plot_run(run_dir: str) -> list[str]:
     for ax, key, base_key, title in (
             (axes[0], "eval_return", "return", "held-out expected return (greedy policy)"),
             (axes[1], "eval_normalised", "normalised", "normalised score (0 random, 1 optimum)")):
-        x, m = _series(rows, key)
+        x, m = series(rows, key)
         mean = np.nanmean(m, axis=1)
         ax.plot(x, mean, color="C0", label=f"policy (mean of {m.shape[1]} seeds)")
         if m.shape[1] > 1:
             ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0", alpha=0.25,
                             label="min-max over seeds")
-        for name, style in (("optimum", "k--"), ("greedy", "g:"), ("random", "r-.")):
-            ax.axhline(baselines[name][base_key], linestyle=style[1:], color=style[0], label=name)
+        for name, style in (("optimum", "k--"), ("paper ceiling", "m--"), ("greedy", "g:"),
+                            ("random", "r-.")):
+            if name in baselines:  # the paper ceiling only for the paper observation
+                ax.axhline(baselines[name][base_key], linestyle=style[1:], color=style[0],
+                           label=name)
         ax.set_xlabel("env steps")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
@@ -66,16 +69,16 @@ def plot_run(run_dir: str) -> list[str]:
     paths.append(_metric_vs_optimum(
         plt, rows, out_dir, "violations.png",
         [(k, k.replace("_", " "), baselines["optimum"][k])
-         for k in ("delay_violation_rate", "energy_violation_rate")],
+         for k in ("delay_violation_rate", "energy_violation_rate", "unserved_rate")],
         "fraction of users (training)", "constraint violations (dotted: exact optimum)"))
     return paths
 
 
-def _metric_vs_optimum(plt, rows, out_dir, name, series, ylabel, title) -> str:
+def _metric_vs_optimum(plt, rows, out_dir, name, curves, ylabel, title) -> str:
     """Seed-mean curves of training metrics, each with its exact-optimum value dotted."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (key, label, optimum) in enumerate(series):
-        x, m = _series(rows, key)
+    for i, (key, label, optimum) in enumerate(curves):
+        x, m = series(rows, key)
         ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=label)
         ax.axhline(optimum, color=f"C{i}", linestyle=":", alpha=0.7)
     ax.set_xlabel("env steps")

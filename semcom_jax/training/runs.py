@@ -52,6 +52,9 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
                 "train_normalised": normalised_score(ret, r_random, r_opt),
                 "eval_return": float(evals["eval_return"][s]) if last else None,
                 "eval_normalised": float(evals["eval_normalised"][s]) if last else None,
+                "eval_normalised_ceiling": (float(evals["eval_normalised_ceiling"][s]) if last
+                                            else None),
+                "eval_unserved_rate": float(evals["eval_unserved_rate"][s]) if last else None,
                 "delay_violation_rate": float(metrics["delay_violation_rate"][s, i]),
                 "energy_violation_rate": float(metrics["energy_violation_rate"][s, i]),
                 "unserved_rate": float(metrics["unserved_rate"][s, i]),
@@ -158,9 +161,17 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
         "final_eval_return": float(np.mean([r["eval_return"] for r in final])) if final else None,
         "final_eval_normalised": float(np.mean([r["eval_normalised"] for r in final])) if final else None,
         "final_eval_normalised_per_seed": [r["eval_normalised"] for r in final],
+        "ceiling": ev.ceiling,
+        "final_eval_normalised_ceiling": (float(np.mean([r["eval_normalised_ceiling"]
+                                                         for r in final])) if final else None),
+        "ceiling_monte_carlo_se": ev.ceiling_se,
+        "final_eval_unserved_rate": (float(np.mean([r["eval_unserved_rate"] for r in final]))
+                                     if final else None),
         "wall_time_to_0.9_s": first_09["wall_time_s"] if first_09 else None,
         "env_steps_to_0.9": first_09["env_steps"] if first_09 else None,
-        "baselines": {k: {"return": v["return"], "normalised": v["normalised"]}
+        "baselines": {k: {"return": v["return"], "normalised": v["normalised"],
+                          "normalised_ceiling": v["normalised_ceiling"],
+                          "unserved_rate": v["unserved_rate"]}
                       for k, v in ev.baselines.items()},
     }
     files.write_json(run_dir, files.SUMMARY, summary)
@@ -182,8 +193,10 @@ def evaluate_run(run_dir: str) -> dict:
     report = {f"policy ({config.algo.upper()})": {
         "return": float(np.mean(ev["eval_return"])),
         "normalised": float(np.mean(ev["eval_normalised"])),
+        "normalised_ceiling": float(np.mean(ev["eval_normalised_ceiling"])),
         "delay_violation_rate": float(np.mean(ev["eval_delay_violation_rate"])),
         "energy_violation_rate": float(np.mean(ev["eval_energy_violation_rate"])),
+        "unserved_rate": float(np.mean(ev["eval_unserved_rate"])),
         "encoder_share": np.mean(ev["eval_encoder_share"], axis=0).tolist(),
     }, **report}
     return {"update": int(step), "report": report, "encoders": exp.env.encoder_names}
