@@ -35,11 +35,9 @@ sys.path.insert(0, HERE)
 from common import machine, write_csv  # noqa: E402
 from env_throughput import bench_jax, bench_numpy  # noqa: E402
 
-from semcom_jax.baselines import report, solvers
 from semcom_jax.training import runs  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.agents.evaluate import Evaluator  # noqa: E402
-from semcom_jax.env import SemComEnv  # noqa: E402
 
 U, Q = 5, 10
 EVAL_EPISODES, EVAL_SEED = 256, 12345
@@ -113,9 +111,7 @@ def sb3_evaluate(model, ev: Evaluator) -> float:
         encs.append(np.asarray(state.encoder))
         rbs.append(np.asarray(state.rb))
     enc, rb = jnp.asarray(np.stack(encs)), jnp.asarray(np.stack(rbs))
-    stats = solvers.assignment_stats(ev.action_tables, jnp.where(rb >= 0, enc, 0), rb)
-    r = float(jnp.mean(stats.episode_return))
-    return float(solvers.normalised_score(r, ev.r_random, ev.r_opt))
+    return float(ev.score(enc, rb)["eval_normalised"])
 
 
 def train_sb3(budget_s: float, chunk_steps: int, ev: Evaluator, n_envs: int = 8):

@@ -49,7 +49,9 @@ def point(u: int, q: int, budget: int, timeout_s: float) -> dict:
     n_envs = NUM_ENVS.get(u, max(4, 4096 // u))
     cfg = TrainConfig(num_users=u, num_rbs=q, num_envs=n_envs, episodes_per_rollout=1,
                       total_env_steps=max(budget, n_envs * u),
-                      eval_episodes=int(max(16, min(256, 20_000 // u))), chunk_updates=1)
+                      eval_episodes=int(max(16, min(256, 20_000 // u))), chunk_updates=1,
+                      # The paper ceiling costs U*K*Q*draws per held-out episode: off at scale.
+                      ceiling_draws=0)
     t0 = time.perf_counter()
     exp = runs.Experiment(cfg)
     state = exp.init_state()
