@@ -88,8 +88,9 @@ def test_clip_table_matches_transformers_and_trains_the_env(models, npz_images, 
     z = np.load(npz_images)
     for k, ckpt in enumerate(models["clip"]):
         acc, img = _hf_zero_shot_accuracy(ckpt, z["images"], z["labels"], list(z["class_names"]))
-        # At 80 dB the channel noise cannot flip a decision: the clean accuracy.
-        assert abs(float(t.accuracy[k, -1]) - acc) < 1e-6
+        # At 80 dB the channel noise cannot flip a decision: the clean accuracy (as measured;
+        # the table's own curve is the monotone fit of these measurements).
+        assert abs(float(np.load(out)["accuracy_raw"][k, -1]) - acc) < 1e-6
         d = int(t.data.features.feature_dim[k])
         np.testing.assert_allclose(np.asarray(t.data.features.image_features[k, :, :d]), img,
                                    rtol=1e-4, atol=1e-5)
@@ -221,7 +222,7 @@ def test_missing_extra_is_named_and_the_core_never_imports_it(monkeypatch):
     with pytest.raises(ValueError, match=r"pip install 'semcom-jax\[tables\]'"):
         hf.require("transformers")
     code = ("import sys; sys.modules['transformers'] = None; sys.modules['diffusers'] = None\n"
-            "import semcom_jax.env, semcom_jax.runs, semcom_jax.cli, semcom_jax.builders.clip\n"
+            "import semcom_jax.env, semcom_jax.training.runs, semcom_jax.cli, semcom_jax.builders.clip\n"
             "from semcom_jax.cli import main\n"
             "assert main(['baselines', '--users', '2', '--rbs', '2', '--episodes', '4']) == 0\n"
             "assert main(['tables', 'clip', '--images', 'x', '--out', 'y.npz']) == 2\n")

@@ -168,12 +168,15 @@ def test_bad_config_is_refused_with_its_name(tmp_path, capsys, args, message):
 
 def test_summary_finds_the_first_update_reaching_0_9(tmp_path):
     class Ev:
-        baselines = {"random": {"return": -2.0, "normalised": 0.0},
-                     "optimum": {"return": -1.0, "normalised": 1.0}}
+        ceiling, ceiling_se = "optimum", None
+        baselines = {name: {"return": r, "normalised": n, "normalised_ceiling": n,
+                            "unserved_rate": 0.0}
+                     for name, r, n in (("random", -2.0, 0.0), ("optimum", -1.0, 1.0))}
 
     cfg = TrainConfig(**TINY)
     rows = [{"update": u, "seed": s, "env_steps": u * 10, "wall_time_s": float(u),
-             "eval_return": -1.2, "eval_normalised": v, "train_return": 0.0}
+             "eval_return": -1.2, "eval_normalised": v, "eval_normalised_ceiling": v,
+             "eval_unserved_rate": 0.0, "train_return": 0.0}
             for u, vals in ((1, (0.5, 0.6)), (2, (0.95, 0.86)), (3, (0.92, 0.93)))
             for s, v in enumerate(vals)]
     s = runs.summarise(str(tmp_path), cfg, rows, Ev())

@@ -72,6 +72,8 @@ def make_monotone(arrays: dict, meta: dict) -> tuple[dict, dict]:
     refuses a table that claims it and is not."""
     out = dict(arrays)
     out["score_raw"] = np.asarray(arrays["score"], np.float32)
+    if "accuracy" in arrays:
+        out["accuracy_raw"] = np.asarray(arrays["accuracy"], np.float32)
     for key in ("score", "accuracy"):
         if key in arrays:
             out[key] = np.stack([isotonic_regression(np.asarray(row, np.float64)).x
