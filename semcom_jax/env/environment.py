@@ -228,7 +228,7 @@ class SemComEnv:
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
         return Observation(features=self._features(state, params),
                            rb_features=self._rb_features(state, params),
-                           action_mask=self.action_mask(state, params))
+                           action_mask=self.action_mask(state))
 
     def example_observation(self, batch: int = 1) -> Observation:
         """Zeros shaped like a batch of observations (to initialise a network)."""
@@ -236,7 +236,7 @@ class SemComEnv:
                            rb_features=jnp.zeros((batch, self.num_rbs, RB_FEATURES), jnp.float32),
                            action_mask=jnp.ones((batch, self.num_actions), bool))
 
-    def action_mask(self, state: EnvState, params: EnvParams | None = None) -> jnp.ndarray:
+    def action_mask(self, state: EnvState) -> jnp.ndarray:
         return self.actions.mask(~state.rb_used)
 
     # ------------------------------------------------------------------ internals
