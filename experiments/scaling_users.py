@@ -1,29 +1,38 @@
-"""Scaling study over the number of users: U in {5, ..., 1000}, with Q = 2U and Q = U.
+"""Scaling study: does a learned policy keep up with greedy and the optimum as U grows, and what
+does it cost?
 
-    python experiments/scaling_users.py                       # every point, hours on 2 cores
-    python experiments/scaling_users.py --users 5 50 500 --ratios 1 --budget 100000
+    python experiments/scaling_users.py                     # the whole study (about 40 min here)
+    python experiments/scaling_users.py --users 5 50 --train-steps 200000 --size-budget-s 20
 
-Per (U, Q) point, PPO (default per-RB network, paper observation) trains for a fixed budget of
-env steps, in its own process (so that peak memory is that point's alone):
+For every U in ``--users`` and Q = r U for r in ``--ratios`` (default 2 and 1), on the same
+held-out episodes (``semcom_jax.agents.evaluate.Evaluator``, expected returns, 0 = random,
+1 = exact optimum):
 
-- ``compile_s``: first compiled chunk minus a steady-state chunk of the same length;
-- ``env_steps_per_s``: steady-state training throughput (rollout, updates and the chunk-end
-  evaluation, which is part of every chunk). One env step is one user's decision (encoder and
-  RB), so this is also the **decisions per second**; ``episodes_per_s`` = that / U;
-- ``peak_rss_gib``: the process's peak resident memory (``ru_maxrss``), and the device's peak
-  where the device reports it (GPU);
-- ``normalised``: greedy score on held-out episodes after the budget (0 random, 1 optimum).
+(a) ``zero_shot``: ONE size-free policy (``network="set"``) trained once across sizes
+    (``--train-users``, default U in [5, 50], Q in [5, 2 x 50], drawn per episode), evaluated
+    at every (U, Q), most of which it never saw; ``--seeds`` seeds, trained together by vmap;
+(b) ``per_size``: the same network trained at that (U, Q) alone for ``--size-budget-s`` seconds
+    of compute (default: the wall time the across-sizes run took), for the sizes in
+    ``--per-size-users``; each point runs in its own process, so its peak memory is its own;
+(c) the baselines on the same episodes: ``greedy``, ``best_fixed`` (the best fixed encoder
+    with greedy RBs), ``random`` (0 by definition) and ``optimum`` (1).
 
-The batch shrinks as U grows (``NUM_ENVS``) so that one update is a few thousand decisions at
-every size. A point that exceeds ``--point-timeout`` is recorded with what it finished. Results
-are appended to ``experiments/results/scaling/scaling_users.csv`` after every point (rerunning
-skips points already there) and plotted in ``scaling_users.png``.
+Policies are the mean over seeds with a 95% Student-t half-width (``ci95``). Costs per point:
+``decisions_per_s`` of the greedy held-out evaluation, and for (a)/(b) training
+``train_decisions_per_s`` (env steps, i.e. user decisions, per second of compute, evaluation
+included), ``setup_s`` (building the env, evaluator and baselines), ``compile_s`` (first chunk
+minus the mean of the others) and ``peak_rss_gib``.
+
+Outputs go to a fresh folder, ``runs/scaling-<time>/`` unless ``--out`` names one:
+``scaling_users.csv`` (rewritten atomically after every point), ``scaling_users.png``, and
+the training runs (``across/``, ``size-U<U>-Q<Q>/``). Finished points are reused only with
+``--reuse``, and each reuse is printed. The reward used for training is ``dense`` (the same
+return as the paper's terminal reward, paid user by user; see docs/results.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -31,134 +40,221 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 
 USERS = (5, 10, 20, 50, 100, 200, 500, 1000)
-NUM_ENVS = {5: 1024, 10: 512, 20: 256, 50: 128, 100: 64, 200: 32, 500: 16, 1000: 8}
+POINT = "point.json"
 
 
-def point(u: int, q: int, budget: int, timeout_s: float) -> dict:
-    import jax
-    import numpy as np
+def eval_episodes(u: int) -> int:
+    """Held-out episodes at U users: fewer at large U (the optimum costs U^2 (KQ) per episode)."""
+    return int(max(16, min(256, 8192 // u)))
 
-    from common import machine
-    from semcom_jax.training import runs
+
+def num_envs(u: int) -> int:
+    """Training envs at one size: about 16k decisions per update."""
+    return int(max(8, min(1024, 16384 // u)))
+
+
+def ci95(x) -> float:
+    from scipy import stats
+    x = np.asarray(x, float)
+    if x.size < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def base_config(args, **kw):
     from semcom_jax.agents.config import TrainConfig
+    return TrainConfig(network="set", reward="dense", obs_mode=args.obs, num_seeds=args.seeds,
+                       episodes_per_rollout=1, ceiling_draws=0, **kw)
 
-    n_envs = NUM_ENVS.get(u, max(4, 4096 // u))
-    cfg = TrainConfig(num_users=u, num_rbs=q, num_envs=n_envs, episodes_per_rollout=1,
-                      total_env_steps=max(budget, n_envs * u),
-                      eval_episodes=int(max(16, min(256, 20_000 // u))), chunk_updates=1,
-                      # The paper ceiling costs U*K*Q*draws per held-out episode: off at scale.
-                      ceiling_draws=0)
+
+def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> dict:
+    """Trains a run (``resume``: continues it, or only reads it when finished); returns its
+    cost figures."""
+    from semcom_jax.training import files, runs
+
     t0 = time.perf_counter()
-    exp = runs.Experiment(cfg)
-    state = exp.init_state()
-    setup_s = time.perf_counter() - t0
-    chunk = max(1, cfg.num_updates // 5)
-    times, done, ev = [], 0, None
-    start = time.perf_counter()
-    while done < cfg.num_updates:
-        n = min(chunk, cfg.num_updates - done)
-        t = time.perf_counter()
-        state, _, ev = exp.run_chunk(state, n)
-        jax.block_until_ready(state)
-        times.append((n, time.perf_counter() - t))
-        done += n
-        if time.perf_counter() - start > timeout_s:
-            break
-    steady = [t / n for n, t in times[1:] if n == chunk] or [times[0][1] / times[0][0]]
-    per_update = float(np.median(steady))
-    compile_s = max(0.0, times[0][1] - times[0][0] * per_update)
-    sps = cfg.steps_per_update / per_update
-    dev = jax.devices()[0]
-    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
-    peak_dev = (stats or {}).get("peak_bytes_in_use")
-    return {
-        "num_users": u, "num_rbs": q, "num_envs": n_envs,
-        "budget_env_steps": cfg.num_updates * cfg.steps_per_update,
-        "env_steps_done": done * cfg.steps_per_update,
-        "budget_reached": done >= cfg.num_updates,
-        "setup_s": setup_s, "compile_s": compile_s,
-        "env_steps_per_s": sps, "decisions_per_s": sps, "episodes_per_s": sps / u,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "peak_device_gib": peak_dev / 2**30 if peak_dev else None,
-        "normalised": float(np.mean(ev["eval_normalised"])),
-        "machine": machine(),
-    }
+    summary = runs.train(None if resume else cfg, run_dir, resume=resume,
+                         time_limit_s=time_limit_s)
+    rows = files.read_metrics(run_dir)
+    walls = sorted({r["wall_time_s"] for r in rows})
+    chunk_s = np.diff([0.0] + walls)
+    compile_s = float(chunk_s[0] - np.mean(chunk_s[1:])) if len(chunk_s) > 2 else float("nan")
+    return {"train_env_steps": summary["env_steps"], "train_wall_s": summary["wall_time_s"],
+            "train_decisions_per_s": summary["env_steps"] / max(summary["wall_time_s"], 1e-9),
+            "compile_s": compile_s,
+            # A reused run's compute time is from when it ran: no set-up time to measure now.
+            "setup_s": (float("nan") if resume
+                        else time.perf_counter() - t0 - summary["wall_time_s"]),
+            "peak_rss_gib": peak_rss_gib()}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, nargs="+", default=list(USERS))
-    ap.add_argument("--ratios", type=int, nargs="+", default=[2, 1], help="Q = ratio * U")
-    ap.add_argument("--budget", type=int, default=200_000, help="env steps per point")
-    ap.add_argument("--point-timeout", type=float, default=900.0)
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "scaling"))
-    ap.add_argument("--point", nargs=2, type=int, help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
-    if a.point:
-        print("RESULT" + json.dumps(point(a.point[0], a.point[1], a.budget, a.point_timeout)))
-        return
-    from common import write_csv
+def evaluate(run_dir: str, u: int, q: int) -> tuple[list, dict, float]:
+    """Per-seed normalised scores of a run's policy at (U, Q), the baselines, decisions/s."""
+    import jax
+    from semcom_jax.training import runs
 
-    os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "scaling_users.csv")
-    rows = list(csv.DictReader(open(path))) if os.path.exists(path) else []
-    have = {(int(r["num_users"]), int(r["num_rbs"])) for r in rows}
-    for ratio in a.ratios:
-        for u in a.users:
-            q = ratio * u
-            if (u, q) in have:
-                continue
-            t = time.perf_counter()
-            r = subprocess.run([sys.executable, __file__, "--point", str(u), str(q), "--budget",
-                                str(a.budget), "--point-timeout", str(a.point_timeout)],
-                               capture_output=True, text=True)
-            line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
-            if r.returncode != 0 or not line:
-                print(f"U={u} Q={q}: failed ({r.returncode}): {r.stderr[-500:]}", flush=True)
-                row = {"num_users": u, "num_rbs": q, "failed": r.stderr.strip()[-200:]}
-            else:
-                row = json.loads(line[0][len("RESULT"):])
-                print(f"U={u:5d} Q={q:5d} envs={row['num_envs']:5d} compile {row['compile_s']:6.1f} s "
-                      f"{row['env_steps_per_s']:10.0f} decisions/s  rss {row['peak_rss_gib']:.2f} GiB  "
-                      f"normalised {row['normalised']:.3f}  ({time.perf_counter() - t:.0f} s)",
-                      flush=True)
-            rows.append(row)
-            keys = sorted({k for x in rows for k in x})
-            write_csv(path, [{k: x.get(k) for k in keys} for x in rows])
-    plot(rows, os.path.join(a.out, "scaling_users.png"))
+    exp, state, _ = runs.load_trained(run_dir, u, q, eval_episodes(u))
+    fn = jax.jit(jax.vmap(lambda p: exp.evaluator.evaluate(exp.trainer.policy_logits, p)))
+    jax.block_until_ready(fn(state.params))  # compile
+    t0 = time.perf_counter()
+    ev = jax.block_until_ready(fn(state.params))
+    dps = eval_episodes(u) * u * exp.config.num_seeds / (time.perf_counter() - t0)
+    return [float(x) for x in np.ravel(ev["eval_normalised"])], exp.evaluator.baselines, dps
 
 
-def plot(rows, path):
+def size_point(args) -> None:
+    """Child process: trains at one size for a wall-clock budget and evaluates (method b)."""
+    u, q, out = args.size_point[0], args.size_point[1], args.out
+    cfg = base_config(args, num_users=u, num_rbs=q, num_envs=num_envs(u),
+                      total_env_steps=10**10, eval_episodes=eval_episodes(u), chunk_updates=5)
+    cost = train_timed(cfg, out, time_limit_s=args.size_budget_s)
+    per_seed, _, _ = evaluate(out, u, q)
+    with open(os.path.join(out, POINT), "w") as fh:
+        json.dump({**cost, "per_seed": per_seed, "peak_rss_gib": peak_rss_gib()}, fh)
+
+
+def rows_for(u, q, zs, base, dps, across_cost, size) -> list[dict]:
+    best_fixed = max((k for k in base if k.startswith("fixed")),
+                     key=lambda k: base[k]["normalised"])
+    common = {"users": u, "rbs": q, "eval_episodes": eval_episodes(u)}
+    rows = [{**common, "method": "zero_shot", "normalised": float(np.mean(zs)),
+             "ci95": ci95(zs), "seeds": len(zs), "decisions_per_s": dps, **across_cost}]
+    if size is not None:
+        rows.append({**common, "method": "per_size", "normalised": float(np.mean(size["per_seed"])),
+                     "ci95": ci95(size["per_seed"]), "seeds": len(size["per_seed"]),
+                     **{k: v for k, v in size.items() if k != "per_seed"}})
+    for method, key in (("greedy", "greedy"), ("best_fixed", best_fixed), ("random", "random"),
+                        ("optimum", "optimum")):
+        rows.append({**common, "method": method if method != "best_fixed"
+                     else f"best_fixed ({key.split(' ', 1)[-1]})",
+                     "normalised": float(base[key]["normalised"]), "ci95": 0.0, "seeds": 0})
+    return rows
+
+
+def plot(rows: list[dict], ratios, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    good = [r for r in rows if not r.get("failed") and r.get("env_steps_per_s") not in (None, "")]
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    for ratio, style in ((2, "o-"), (1, "s--")):
-        rs = sorted((r for r in good if int(r["num_rbs"]) == ratio * int(r["num_users"])),
-                    key=lambda r: int(r["num_users"]))
-        if not rs:
-            continue
-        u = [int(r["num_users"]) for r in rs]
-        for ax, key in zip(axes, ("decisions_per_s", "compile_s", "peak_rss_gib", "normalised")):
-            ax.plot(u, [float(r[key]) for r in rs], style, label=f"Q = {ratio}U")
-    for ax, title in zip(axes, ("decisions / s (training)", "compile time (s)",
-                                "peak host memory (GiB)", "normalised score after budget")):
+    from semcom_jax.atomic import atomic_open
+
+    fig, axes = plt.subplots(1, len(ratios), figsize=(6 * len(ratios), 4.2), squeeze=False)
+    style = {"zero_shot": ("C0", "o", "trained once on U<=50 (zero-shot)"),
+             "per_size": ("C1", "s", "trained at that size (same budget)"),
+             "greedy": ("C2", "", "greedy"), "best_fixed": ("C3", "", "best fixed encoder")}
+    for ax, r in zip(axes[0], ratios):
+        for method, (c, m, label) in style.items():
+            pts = sorted((row["users"], row["normalised"], row["ci95"]) for row in rows
+                         if row["method"].startswith(method) and row["rbs"] == r * row["users"])
+            if not pts:
+                continue
+            x, y, e = map(np.array, zip(*pts))
+            ax.plot(x, y, color=c, marker=m or None, ls="-" if m else "--", label=label)
+            if m:
+                ax.fill_between(x, y - np.nan_to_num(e), y + np.nan_to_num(e), color=c,
+                                alpha=0.2)
+        ax.axhline(1.0, color="k", lw=0.8, label="optimum")
+        ax.axhline(0.0, color="grey", lw=0.8, label="random")
         ax.set_xscale("log")
         ax.set_xlabel("users U")
-        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("normalised score")
+        ax.set_title(f"Q = {r} U")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_yscale("log")
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--users", type=int, nargs="+", default=list(USERS))
+    ap.add_argument("--ratios", type=int, nargs="+", default=[2, 1])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--obs", choices=("paper", "full"), default="full")
+    ap.add_argument("--train-users", type=int, nargs=2, default=[5, 50], metavar=("MIN", "MAX"))
+    ap.add_argument("--train-steps", type=int, default=4_000_000,
+                    help="env steps of the across-sizes run (per seed)")
+    ap.add_argument("--train-envs", type=int, default=512)
+    ap.add_argument("--per-size-users", type=int, nargs="*", default=[5, 50, 200, 1000],
+                    help="sizes that also get a policy trained at that size (method b)")
+    ap.add_argument("--size-budget-s", type=float, default=None,
+                    help="compute seconds per per-size run (default: the across-sizes run's)")
+    ap.add_argument("--out", default=None, help="output folder (default runs/scaling-<time>)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the finished runs and points found in --out (printed)")
+    ap.add_argument("--size-point", type=int, nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.size_point:
+        return size_point(args)
+
+    from common import machine, write_csv
+    from semcom_jax.training import files
+
+    out = os.path.abspath(args.out or os.path.join(
+        "runs", f"scaling-{time.strftime('%Y%m%d-%H%M%S')}"))
+    if os.path.isdir(out) and os.listdir(out) and not args.reuse:
+        raise SystemExit(f"{out} is not empty: pass --reuse to reuse its finished runs and "
+                         "points, or choose another --out")
+    os.makedirs(out, exist_ok=True)
+    print(f"machine: {machine()}\noutput: {out}")
+
+    lo, hi = args.train_users
+    across_dir = os.path.join(out, "across")
+    cfg = base_config(args, num_users=hi, num_rbs=2 * hi, train_users=(lo, hi),
+                      train_rbs=(lo, 2 * hi), num_envs=args.train_envs,
+                      total_env_steps=args.train_steps, eval_episodes=256, chunk_updates=5)
+    if files.has_config(across_dir):
+        print(f"reusing the across-sizes run in {across_dir} (resumed if unfinished)")
+    across_cost = train_timed(cfg, across_dir, resume=files.has_config(across_dir))
+    print(f"across sizes: {across_cost['train_env_steps']} env steps per seed in "
+          f"{across_cost['train_wall_s']:.0f} s of compute")
+    budget = args.size_budget_s or across_cost["train_wall_s"]
+
+    rows: list[dict] = []
+    csv_path = os.path.join(out, "scaling_users.csv")
+    for u in args.users:
+        for r in args.ratios:
+            q = r * u
+            size = None
+            if u in args.per_size_users:
+                pdir = os.path.join(out, f"size-U{u}-Q{q}")
+                if os.path.exists(os.path.join(pdir, POINT)):
+                    print(f"U={u} Q={q}: reusing the per-size point in {pdir}")
+                else:
+                    if os.path.isdir(pdir):  # an interrupted point: start it again
+                        import shutil
+                        shutil.rmtree(pdir)
+                    cmd = [sys.executable, __file__, "--size-point", str(u), str(q), "--out",
+                           pdir, "--seeds", str(args.seeds), "--obs", args.obs,
+                           "--size-budget-s", str(budget)]
+                    subprocess.run(cmd, check=True)
+                size = json.load(open(os.path.join(pdir, POINT)))
+            zs, base, dps = evaluate(across_dir, u, q)
+            new = rows_for(u, q, zs, base, dps, across_cost, size)
+            rows += new
+            write_csv(csv_path, [{k: row.get(k, "") for k in COLUMNS} for row in rows])
+            plot(rows, args.ratios, os.path.join(out, "scaling_users.png"))
+            show = {row["method"]: row["normalised"] for row in new}
+            print(f"U={u:5d} Q={q:5d}  " + "  ".join(f"{k} {v:.3f}" for k, v in show.items())
+                  + f"  (zero-shot CI +-{new[0]['ci95']:.3f})", flush=True)
+    print(f"wrote {csv_path} and scaling_users.png")
+
+
+COLUMNS = ("users", "rbs", "method", "normalised", "ci95", "seeds", "eval_episodes",
+           "decisions_per_s", "train_decisions_per_s", "train_env_steps", "train_wall_s",
+           "setup_s", "compile_s", "peak_rss_gib")
 
 if __name__ == "__main__":
     main()

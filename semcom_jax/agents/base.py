@@ -47,7 +47,7 @@ class Trainer(abc.ABC):
     def init_network(self, key: jax.Array):
         """Fresh parameters of one network."""
         obs = self.env.example_observation()
-        return self.network.init(key, obs.features, obs.rb_features)
+        return self.network.init(key, obs)
 
     # ------------------------------------------------------------------ to give
 

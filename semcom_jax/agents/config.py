@@ -8,12 +8,12 @@ import math
 import os
 from typing import Any, Mapping
 
+from semcom_jax.agents.networks import NETWORKS
 from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
 
 ALGOS = ("ppo", "sac", "dqn")
 OBJECTIVES = ("clip", "kl")
-NETWORKS = ("per_rb", "mlp")
 
 
 # Per-algorithm defaults, applied by ``TrainConfig.for_algo`` and ``from_dict`` (so
@@ -32,8 +32,12 @@ ALGO_DEFAULTS: dict = {
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     # --- environment (shapes and modes; physics in env_params) ---
-    num_users: int = 5
+    num_users: int = 5  # the size trained on, and the size of the held-out evaluation
     num_rbs: int = 10
+    # Training across sizes (network "set" only): each episode draws U and Q uniformly from
+    # these inclusive (min, max) ranges; () trains at num_users / num_rbs only.
+    train_users: tuple = ()
+    train_rbs: tuple = ()
     obs_mode: str = "paper"
     reward: str = "terminal"
     score: str = "table"
@@ -68,9 +72,9 @@ class TrainConfig:
     eps_fraction: float = 0.2  # ... over this fraction of total_env_steps
     alpha_init: float = 0.1  # sac: initial entropy temperature
     target_entropy_scale: float = 0.3  # sac: target entropy = scale * log(number of legal actions)
-    network: str = "per_rb"  # "per_rb" (action head shared across RBs) or "mlp" (flat)
+    network: str = "per_rb"  # "per_rb" (per-RB head), "set" (size-free) or "mlp" (flat)
     hidden: tuple = (64, 64)
-    rb_hidden: int = 32  # width of the per-RB head ("per_rb" only)
+    rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
     # --- run ---
     num_seeds: int = 1
     seed: int = 0
@@ -89,8 +93,26 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ derived
     @property
+    def sized(self) -> bool:
+        """Whether training draws (U, Q) per episode (``train_users`` / ``train_rbs``)."""
+        return bool(self.train_users or self.train_rbs)
+
+    @property
+    def users_range(self) -> tuple:
+        return tuple(self.train_users) or (self.num_users, self.num_users)
+
+    @property
+    def rbs_range(self) -> tuple:
+        return tuple(self.train_rbs) or (self.num_rbs, self.num_rbs)
+
+    @property
+    def episode_length(self) -> int:
+        """Steps per training episode: the largest number of users trained on."""
+        return self.users_range[1] if self.sized else self.num_users
+
+    @property
     def num_steps(self) -> int:
-        return self.episodes_per_rollout * self.num_users
+        return self.episodes_per_rollout * self.episode_length
 
     @property
     def steps_per_update(self) -> int:
@@ -111,7 +133,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
+        for name in ("hidden", "train_users", "train_rbs"):
+            d[name] = list(getattr(self, name))
         return d
 
     def to_json(self) -> str:
@@ -171,6 +194,14 @@ class TrainConfig:
              "must be 0 (no paper ceiling) or >= 2")
         need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
         need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
+        for name in ("train_users", "train_rbs"):
+            v = tuple(getattr(self, name))
+            need(v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,
+                 "must be () or (min, max) with 1 <= min <= max")
+        if self.sized:
+            need(self.network == "set", "network",
+                 "must be 'set' to train across sizes (train_users / train_rbs): only its "
+                 "parameters do not depend on U and Q")
         need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
         need(self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
         need(self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")

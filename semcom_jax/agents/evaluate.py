@@ -49,7 +49,7 @@ class Evaluator:
         (0: not computed; the ceiling score is then against the optimum)."""
         # Same shapes, observation and table, but expected (table) scores.
         self.env = SemComEnv(env.num_users, env.num_rbs, table=env.table, obs_mode=env.obs_mode,
-                             reward="dense", score="table")
+                             reward="dense", score="table", flat_features=env.flat_features)
         self.env_params = env_params
         self.instances = self.env.sample_instances(jax.random.PRNGKey(seed), num_episodes,
                                                    env_params)

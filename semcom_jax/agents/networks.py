@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.types import ABSENT, CURRENT, PENDING, SERVED, UNSERVED, Observation
 
 
 def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -62,7 +63,8 @@ class ActorCritic(nn.Module):
     value_head: bool = True
 
     @nn.compact
-    def __call__(self, features, rb_features=None):
+    def __call__(self, obs: Observation):
+        features = obs.features
         logits = MLP(self.hidden, self.num_actions, out_scale=0.01, name="actor")(features)
         if not self.value_head:
             return logits, None
@@ -87,8 +89,8 @@ class PerRBActorCritic(nn.Module):
     value_head: bool = True  # False: per-action outputs only, value None (see ActorCritic)
 
     @nn.compact
-    def __call__(self, features, rb_features):
-        g = features
+    def __call__(self, obs: Observation):
+        g, rb_features = obs.features, obs.rb_features
         for h in self.hidden:
             g = nn.tanh(nn.Dense(h, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(g))
         value = (nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(g)[..., 0]
@@ -105,9 +107,105 @@ class PerRBActorCritic(nn.Module):
         return self.actions.flat_logits(per_rb, no_rb), value
 
 
+def _masked_mean(x, mask):
+    """Mean over axis -2 of ``x`` (..., N, d) where ``mask`` (..., N); 0 for an empty set."""
+    m = mask[..., None].astype(x.dtype)
+    return jnp.sum(x * m, axis=-2) / jnp.maximum(jnp.sum(m, axis=-2), 1.0)
+
+
+def _masked_max(x, mask):
+    """Max over axis -2 where ``mask``; 0 for an empty set."""
+    best = jnp.max(jnp.where(mask[..., None], x, -jnp.inf), axis=-2)
+    return jnp.where(jnp.any(mask, axis=-1)[..., None], best, 0.0)
+
+
+class SetActorCritic(nn.Module):
+    """Actor-critic whose parameters do not depend on U or Q (size-free).
+
+    It reads the observation as sets: users (``user_features``, ``user_status``), RBs
+    (``rb_features``: interference, in use, the current user's SINR on it) and the size-free
+    ``context``. Each user is embedded by a shared MLP, ``e_u``, fixed for the episode
+    (:meth:`embed_users`, so a caller may compute it once per episode and pass it back); each RB
+    by another, ``e_q``. A summary ``s`` concatenates the current user's ``e_u``, the mean and
+    max of ``e_u`` over pending users, the mean over served users and the mean over unserved
+    ones, the mean and max of ``e_q`` over free RBs, and ``context``; a torso maps it to ``g``.
+    Each RB gets ``K`` logits from ``tanh(W e_q + V g)`` and one more shared layer (action
+    ``k * Q + q``); the "no RB" logit comes from ``g``. The value comes from its own torso on
+    ``s``, times the number of users it stands for (``value_scale``: users still to decide, for a
+    reward paid user by user; all users, for the terminal reward), so a per-user value learnt at
+    one size holds at another. Equivariant to permutations of the users and of the RBs; per
+    decision the cost is O((U + Q) x width).
+    """
+
+    num_encoders: int
+    hidden: Sequence[int] = (64, 64)  # summary torso (actor and critic each)
+    width: int = 32  # user/RB embeddings and the per-RB head
+    value_head: bool = True
+    value_scale: str = "remaining"  # "remaining" (dense reward) or "total" (terminal reward)
+
+    def setup(self):
+        init = nn.initializers.orthogonal(np.sqrt(2))
+        self.user_in = nn.Dense(self.width, kernel_init=init)
+        self.user_out = nn.Dense(self.width, kernel_init=init)
+        self.rb_in = nn.Dense(self.width, kernel_init=init)
+        self.rb_out = nn.Dense(self.width, kernel_init=init)
+        self.torso = [nn.Dense(h, kernel_init=init) for h in self.hidden]
+        self.head_e = nn.Dense(self.width, kernel_init=init)
+        self.head_g = nn.Dense(self.width, kernel_init=init, use_bias=False)
+        self.head_hidden = nn.Dense(self.width, kernel_init=init)
+        self.head_out = nn.Dense(self.num_encoders, kernel_init=nn.initializers.orthogonal(0.01))
+        self.no_rb = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01))
+        if self.value_head:
+            self.critic = [nn.Dense(h, kernel_init=init) for h in self.hidden]
+            self.critic_out = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
+
+    def embed_users(self, user_features):
+        """(..., U, width): each user's embedding, fixed for the episode."""
+        return nn.tanh(self.user_out(nn.tanh(self.user_in(user_features))))
+
+    def __call__(self, obs: Observation, user_embedding=None):
+        e_u = self.embed_users(obs.user_features) if user_embedding is None else user_embedding
+        status = obs.user_status
+        e_q = nn.tanh(self.rb_out(nn.tanh(self.rb_in(obs.rb_features))))
+        free = obs.rb_features[..., 1] < 0.5
+        pending = status == PENDING
+        summary = jnp.concatenate([
+            _masked_mean(e_u, status == CURRENT),  # the current user's own embedding
+            _masked_mean(e_u, pending), _masked_max(e_u, pending),
+            _masked_mean(e_u, status == SERVED), _masked_mean(e_u, status == UNSERVED),
+            _masked_mean(e_q, free), _masked_max(e_q, free), obs.context], axis=-1)
+        g = summary
+        for layer in self.torso:
+            g = nn.tanh(layer(g))
+        h = nn.tanh(self.head_e(e_q) + self.head_g(g)[..., None, :])
+        per_rb = self.head_out(nn.tanh(self.head_hidden(h)))  # (..., Q, K)
+        codec = ActionCodec(self.num_encoders, per_rb.shape[-2], has_no_rb=True)
+        logits = codec.flat_logits(per_rb, self.no_rb(g))
+        if not self.value_head:
+            return logits, None
+        c = summary
+        for layer in self.critic:
+            c = nn.tanh(layer(c))
+        if self.value_scale == "total":
+            count = jnp.sum(status != ABSENT, axis=-1)
+        else:
+            count = jnp.sum((status == PENDING) | (status == CURRENT), axis=-1)
+        return logits, self.critic_out(c)[..., 0] * count.astype(jnp.float32)
+
+
+NETWORKS = ("set", "per_rb", "mlp")
+
+
 def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True):
+    """``kind``: "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp"."""
+    if kind in ("mlp", "per_rb") and not env.flat_features:
+        raise ValueError(f"network {kind!r} reads the flat features, but this env was built "
+                         "with flat_features=False")
     if kind == "mlp":
         return ActorCritic(env.num_actions, tuple(hidden), value_head)
     if kind == "per_rb":
         return PerRBActorCritic(env.actions, tuple(hidden), rb_hidden, value_head)
-    raise ValueError(f"network must be 'mlp' or 'per_rb', got {kind!r}")
+    if kind == "set":
+        scale = "remaining" if env.reward_name == "dense" else "total"
+        return SetActorCritic(env.num_encoders, tuple(hidden), rb_hidden, value_head, scale)
+    raise ValueError(f"network must be one of {NETWORKS}, got {kind!r}")

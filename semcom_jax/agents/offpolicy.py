@@ -78,7 +78,7 @@ class OffPolicy(Trainer):
     # ------------------------------------------------------------------ shared
 
     def q_values(self, params, obs: Observation):
-        return self.network.apply(params, obs.features, obs.rb_features)[0]
+        return self.network.apply(params, obs)[0]
 
     def make_state(self, learner: Learner, obs, vstate, key, env_params) -> OffPolicyState:
         one = jax.tree.map(lambda x: x[0], obs)
@@ -99,7 +99,7 @@ class OffPolicy(Trainer):
             self.venv, lambda k, o: (self.act(state.params, k, o, env_steps), {}),
             state.obs, state.vstate, state.key, state.env_params, cfg.num_steps,
             keep_next_obs=True)
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), traj)
+        flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), traj)
         buffer = self.buffer.add(state.buffer, flat)
         key, k_learn = jax.random.split(key)
 

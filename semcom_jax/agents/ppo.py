@@ -59,7 +59,7 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
              kl_coef):
     """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
-    logits, value = apply_fn(params, batch.obs.features, batch.obs.rb_features)
+    logits, value = apply_fn(params, batch.obs)
     logp_all = nets.masked_log_probs(logits, batch.obs.action_mask)
     logp = jnp.take_along_axis(logp_all, batch.action[:, None], axis=-1)[:, 0]
     log_ratio = logp - batch.log_prob
@@ -103,7 +103,7 @@ class PPO(Trainer):
                            update=jnp.zeros((), jnp.int32), env_params=env_params)
 
     def policy_logits(self, params, obs: Observation):
-        return self.network.apply(params, obs.features, obs.rb_features)[0]
+        return self.network.apply(params, obs)[0]
 
     # ------------------------------------------------------------------ one update
 
@@ -111,7 +111,7 @@ class PPO(Trainer):
         """``(obs, vstate, key, traj)``: ``num_steps`` steps of the batch under the policy."""
 
         def act(key, obs):
-            logits, value = self.network.apply(state.params, obs.features, obs.rb_features)
+            logits, value = self.network.apply(state.params, obs)
             logp_all = nets.masked_log_probs(logits, obs.action_mask)
             action = nets.sample(key, logp_all)
             logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
@@ -123,10 +123,10 @@ class PPO(Trainer):
     def update(self, state: RunnerState, _=None):
         cfg = self.config
         obs, vstate, key, traj = self.rollout(state)
-        _, last_value = self.network.apply(state.params, obs.features, obs.rb_features)
+        _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
-        flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), (traj, adv, targets))
+        flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), (traj, adv, targets))
         grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
         def epoch(carry, _):
@@ -134,7 +134,7 @@ class PPO(Trainer):
             key, k_perm = jax.random.split(key)
             perm = jax.random.permutation(k_perm, cfg.steps_per_update)
             mbs = jax.tree.map(
-                lambda x: x[perm].reshape((cfg.num_minibatches, -1) + x.shape[1:]), flat)
+                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]), flat)
 
             def minibatch(carry, mb):
                 params, opt_state = carry

@@ -15,7 +15,8 @@ _TRAIN_FLAGS = {
     "score": "score", "table": "table", "algo": "algo", "objective": "objective",
     "num_envs": "num_envs", "total_steps": "total_env_steps", "seeds": "num_seeds",
     "seed": "seed", "lr": "lr", "chunk_updates": "chunk_updates",
-    "eval_episodes": "eval_episodes", "devices": "devices",
+    "eval_episodes": "eval_episodes", "devices": "devices", "network": "network",
+    "train_users": "train_users", "train_rbs": "train_rbs",
 }
 
 
@@ -36,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--algo", choices=("ppo", "sac", "dqn"),
                    help="ppo (default), sac or dqn; each has its own defaults (TrainConfig.for_algo)")
     t.add_argument("--objective", choices=("clip", "kl"))
+    t.add_argument("--network", choices=("per_rb", "set", "mlp"),
+                   help="policy network; 'set' is size-free (any U, Q)")
+    t.add_argument("--train-users", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="train across sizes: U drawn per episode (network 'set')")
+    t.add_argument("--train-rbs", type=int, nargs=2, metavar=("MIN", "MAX"),
+                   help="train across sizes: Q drawn per episode (network 'set')")
     t.add_argument("--num-envs", type=int)
     t.add_argument("--total-steps", type=int)
     t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap")
@@ -55,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a run's last checkpoint against the baselines")
     e.add_argument("run")
+    e.add_argument("--users", type=int, help="evaluate at this U (size-free network 'set' only)")
+    e.add_argument("--rbs", type=int, help="evaluate at this Q (size-free network 'set' only)")
+    e.add_argument("--episodes", type=int, help="held-out episodes (default: the run's)")
     pl = sub.add_parser("plot", help="(re)draw a run's plots")
     pl.add_argument("run")
 
@@ -170,8 +180,9 @@ def _run(args) -> int:
         from semcom_jax.baselines import report
         from semcom_jax.training import runs
 
-        out = runs.evaluate_run(args.run)
-        print(f"run {args.run}, update {out['update']}, held-out episodes:")
+        out = runs.evaluate_run(args.run, args.users, args.rbs, args.episodes)
+        print(f"run {args.run}, update {out['update']}, held-out episodes at "
+              f"U={out['num_users']} Q={out['num_rbs']}:")
         print(report.format_report(out["report"], out["encoders"]))
         return 0
     if args.cmd == "plot":

@@ -29,6 +29,12 @@ image size, user CPU frequency and cycles per bit of every user (4U, ranges mapp
 size, CPU frequency and cycles (3). ``rb_features`` (Q, 3) repeats, per RB, what a
 permutation-equivariant policy needs: the interference and availability of the RB and the current
 user's SINR on it (fading-free in ``paper`` mode, exact in ``full`` mode).
+The same information as sets, for size-free networks: ``user_features`` (U, 3 or 7), what the
+mode reveals about each user (``x/R, y/R, d/R``; ``full`` adds log10 fading, image size, CPU
+frequency and cycles), fixed for the episode; ``user_status`` (U,) (pending, current, served,
+unserved, absent) and ``context`` (3 or 5): the fraction of users decided,
+``log((users left + 1) / (free RBs + 1))``, the fraction of RBs free (``full`` adds ``f^B, w^B``).
+``flat_features=False`` drops ``features`` (width 0), whose size grows with U and Q.
 
 **Encoder costs.** When the table's metadata lists ``encoder_compute`` (D^M) and
 ``encoder_feature_bits`` (D^O), ``default_params`` takes them from it and ``check_params`` refuses
@@ -50,7 +56,9 @@ from semcom_jax.env.actions import ActionCodec
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
                                    unserved_term, user_term)
-from semcom_jax.env.types import RB_FEATURES, EnvState, Instance, Observation
+from semcom_jax.env.types import (ABSENT, CONTEXT_FEATURES, CURRENT, PENDING, RB_FEATURES,
+                                  SERVED, UNSERVED, USER_FEATURES, EnvState, Instance,
+                                  Observation)
 from semcom_jax.physics import channel, link
 from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
 from semcom_jax.tables.format import Table, load_default_table
@@ -79,7 +87,7 @@ class SemComEnv:
 
     def __init__(self, num_users: int = 5, num_rbs: int = 10, table: Optional[Table] = None,
                  obs_mode: str = "paper", reward: str = "terminal", score: str = "table",
-                 generator=None):
+                 generator=None, flat_features: bool = True):
         validate_sizes(num_users, num_rbs)
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
@@ -99,6 +107,7 @@ class SemComEnv:
         self.obs_mode = obs_mode
         self.reward_name = reward
         self.score_name = score
+        self.flat_features = bool(flat_features)
         self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=True)
         num_images = self.table.data.features.num_images if score == "features" else 1
         self.generator = generator or UniformGenerator(num_users, num_rbs, num_images)
@@ -106,7 +115,7 @@ class SemComEnv:
         self._score_fn = SCORES[score]()
         self.observation_size = int(
             jax.eval_shape(lambda: self._features(
-                self._blank_state(), self.default_params)).shape[0])
+                self._blank_state(), self.default_params)).shape[0]) if self.flat_features else 0
 
     # ------------------------------------------------------------------ actions
 
@@ -201,8 +210,7 @@ class SemComEnv:
 
         this_user = (jnp.arange(u_count) == u) & active
         user_reward = jnp.where(this_user, term, state.user_reward)
-        new_state = EnvState(
-            instance=inst,
+        new_state = state.replace(  # replace, not a new EnvState: subclasses keep their fields
             step=state.step + active.astype(jnp.int32),
             rb_used=state.rb_used | ((jnp.arange(q_count) == q) & served),
             encoder=jnp.where(this_user, jnp.where(served, k, -1), state.encoder),
@@ -226,15 +234,29 @@ class SemComEnv:
         return new_state, reward.astype(jnp.float32), done, info
 
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
-        return Observation(features=self._features(state, params),
+        n_users, n_rbs = self.active_sizes(state)
+        features = (self._features(state, params) if self.flat_features
+                    else jnp.zeros((0,), jnp.float32))
+        return Observation(features=features,
                            rb_features=self._rb_features(state, params),
-                           action_mask=self.action_mask(state))
+                           action_mask=self.action_mask(state),
+                           user_features=self._user_features(state.instance, params),
+                           user_status=self._user_status(state, n_users),
+                           context=self._context(state, params, n_users, n_rbs))
 
     def example_observation(self, batch: int = 1) -> Observation:
         """Zeros shaped like a batch of observations (to initialise a network)."""
+        u, q, mode = self.num_users, self.num_rbs, self.obs_mode
         return Observation(features=jnp.zeros((batch, self.observation_size), jnp.float32),
-                           rb_features=jnp.zeros((batch, self.num_rbs, RB_FEATURES), jnp.float32),
-                           action_mask=jnp.ones((batch, self.num_actions), bool))
+                           rb_features=jnp.zeros((batch, q, RB_FEATURES), jnp.float32),
+                           action_mask=jnp.ones((batch, self.num_actions), bool),
+                           user_features=jnp.zeros((batch, u, USER_FEATURES[mode]), jnp.float32),
+                           user_status=jnp.zeros((batch, u), jnp.int32),
+                           context=jnp.zeros((batch, CONTEXT_FEATURES[mode]), jnp.float32))
+
+    def active_sizes(self, state: EnvState):
+        """(users, RBs) of the episode: every slot here; fewer in the padded envs."""
+        return jnp.int32(self.num_users), jnp.int32(self.num_rbs)
 
     def action_mask(self, state: EnvState) -> jnp.ndarray:
         return self.actions.mask(~state.rb_used)
@@ -271,6 +293,39 @@ class SemComEnv:
         sinr_db = self._sinr_db(state, params, exact=self.obs_mode == "full")
         return jnp.stack([_interference_feature(state.instance.interference_w, params),
                           state.rb_used.astype(jnp.float32), sinr_db / 30.0], axis=-1)
+
+    def _user_features(self, inst: Instance, params: EnvParams) -> jnp.ndarray:
+        """(U, USER_FEATURES[mode]): what the mode reveals about each user, fixed for the
+        episode."""
+        radius = params.cell_radius_m
+        cols = [inst.user_xy_m / radius, (inst.distance_m / radius)[:, None]]
+        if self.obs_mode == "full":
+            cols.append(jnp.stack([
+                jnp.log10(inst.fading),
+                _unit_range(inst.image_bits, params.image_bits_lo, params.image_bits_hi),
+                _unit_range(inst.user_freq_hz, params.user_freq_lo_hz, params.user_freq_hi_hz),
+                _unit_range(inst.user_cycles_per_bit, params.user_cycles_lo_per_bit,
+                            params.user_cycles_hi_per_bit)], axis=-1))
+        return jnp.concatenate(cols, axis=-1).astype(jnp.float32)
+
+    def _user_status(self, state: EnvState, n_users) -> jnp.ndarray:
+        idx = jnp.arange(self.num_users)
+        decided = jnp.where(state.encoder >= 0, SERVED, UNSERVED)
+        status = jnp.where(idx < state.step, decided,
+                           jnp.where(idx == state.step, CURRENT, PENDING))
+        return jnp.where(idx < n_users, status, ABSENT).astype(jnp.int32)
+
+    def _context(self, state: EnvState, params: EnvParams, n_users, n_rbs) -> jnp.ndarray:
+        decided = jnp.minimum(state.step, n_users)
+        left = (n_users - decided).astype(jnp.float32)
+        free = jnp.sum(~state.rb_used).astype(jnp.float32)
+        parts = [decided / n_users, jnp.log((left + 1.0) / (free + 1.0)), free / n_rbs]
+        if self.obs_mode == "full":
+            inst = state.instance
+            parts += [_unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz),
+                      _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
+                                  params.bs_cycles_hi_per_bit)]
+        return jnp.stack([jnp.asarray(x, jnp.float32) for x in parts])
 
     def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
         inst = state.instance

@@ -11,7 +11,13 @@ is legal at every size, as in the unpadded env.
 So an instance padded with :func:`pad_instance` and played with the same decisions returns
 exactly what the unpadded env returns (tested). Freshly drawn padded episodes draw every slot and
 use the first ``active_*`` ones, which has the same distribution as an unpadded draw.
-The observation keeps the padded layout: padded slots carry finite, meaningless values.
+The observation keeps the padded layout: padded slots carry finite, meaningless values, padded
+users have status ``ABSENT`` and padded RBs are in use.
+
+The episode's sizes live in its state (:class:`PaddedState`): ``reset`` takes them from the
+parameters, and :class:`RandomSizeEnv` draws them at every reset from given ranges, so one
+training run sees many sizes (every episode still lasts ``max_users`` steps, which keeps a batch
+in lock-step).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from flax import struct
 
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.types import EnvState, Instance, Observation
+from semcom_jax.physics.params import validate_sizes
 from semcom_jax.physics.params import EnvParams
 
 
@@ -29,6 +36,12 @@ from semcom_jax.physics.params import EnvParams
 class PaddedParams(EnvParams):
     active_users: int = 0  # 0 = all max_users
     active_rbs: int = 0  # 0 = all max_rbs
+
+
+@struct.dataclass
+class PaddedState(EnvState):
+    active_users: jnp.ndarray  # () int32, users of this episode (the first ones)
+    active_rbs: jnp.ndarray  # () int32, RBs of this episode (the first ones)
 
 
 def padded_params(params: EnvParams, active_users: int, active_rbs: int) -> PaddedParams:
@@ -78,24 +91,31 @@ class PaddedSemComEnv(SemComEnv):
                 raise ValueError(f"parameter {name!r} must lie in [1, {top}], got {v!r}")
         return params
 
-    def _sizes(self, params):
-        return (jnp.asarray(params.active_users, jnp.int32),
-                jnp.asarray(params.active_rbs, jnp.int32))
+    def active_sizes(self, state: PaddedState):
+        return state.active_users, state.active_rbs
 
-    def reset_to(self, instance: Instance, params) -> tuple[Observation, EnvState]:
-        state = self._padded_state(instance, params)
+    def reset(self, key, params) -> tuple[Observation, PaddedState]:
+        state = self.reset_state(key, params)
         return self.observation(state, params), state
 
-    def reset_state(self, key, params) -> EnvState:
-        return self._padded_state(self.generator(key, params), params)
+    def reset_to(self, instance: Instance, params) -> tuple[Observation, PaddedState]:
+        state = self._sized_state(instance, params.active_users, params.active_rbs)
+        return self.observation(state, params), state
 
-    def _padded_state(self, instance: Instance, params) -> EnvState:
-        _, n_q = self._sizes(params)
-        state = self._initial_state(instance)
-        return state.replace(rb_used=jnp.arange(self.num_rbs) >= n_q)
+    def reset_state(self, key, params) -> PaddedState:
+        return self._sized_state(self.generator(key, params), params.active_users,
+                                 params.active_rbs)
 
-    def transition(self, key, state: EnvState, action, params):
-        n_u, _ = self._sizes(params)
+    def _sized_state(self, instance: Instance, n_users, n_rbs) -> PaddedState:
+        base = self._initial_state(instance)
+        fields = {k: getattr(base, k) for k in EnvState.__dataclass_fields__}
+        n_rbs = jnp.asarray(n_rbs, jnp.int32)
+        fields["rb_used"] = jnp.arange(self.num_rbs) >= n_rbs
+        return PaddedState(**fields, active_users=jnp.asarray(n_users, jnp.int32),
+                           active_rbs=n_rbs)
+
+    def transition(self, key, state: PaddedState, action, params):
+        n_u = state.active_users
         real = state.step < n_u
         new_state, reward, done, info = super().transition(key, state, action, params)
         skip_state = state.replace(step=jnp.minimum(state.step + 1, self.num_users))
@@ -110,3 +130,26 @@ class PaddedSemComEnv(SemComEnv):
         info = {k: (jnp.where(real, v, quiet[k]) if k in quiet else v) for k, v in info.items()}
         info["padding"] = ~real
         return new_state, reward, done, info
+
+
+class RandomSizeEnv(PaddedSemComEnv):
+    """A padded env that draws each episode's (U, Q) uniformly from ``users_range`` and
+    ``rbs_range`` (inclusive) at reset: training across sizes in one compiled program.
+    ``reset_to`` (fixed evaluation episodes) still takes the sizes from the parameters."""
+
+    def __init__(self, users_range, rbs_range, **kwargs):
+        for name, rng in (("users_range", users_range), ("rbs_range", rbs_range)):
+            if (len(tuple(rng)) != 2 or not all(isinstance(v, int) for v in rng)
+                    or not 1 <= rng[0] <= rng[1]):
+                raise ValueError(f"{name} must be (min, max) ints with 1 <= min <= max, "
+                                 f"got {rng!r}")
+        validate_sizes(users_range[1], rbs_range[1])
+        self.users_range = tuple(users_range)
+        self.rbs_range = tuple(rbs_range)
+        super().__init__(users_range[1], rbs_range[1], **kwargs)
+
+    def reset_state(self, key, params) -> PaddedState:
+        k_u, k_q, k_inst = jax.random.split(key, 3)
+        n_u = jax.random.randint(k_u, (), self.users_range[0], self.users_range[1] + 1)
+        n_q = jax.random.randint(k_q, (), self.rbs_range[0], self.rbs_range[1] + 1)
+        return self._sized_state(self.generator(k_inst, params), n_u, n_q)

@@ -9,8 +9,19 @@ from semcom_jax.physics.instance import Instance
 
 # Per-RB observation columns: interference feature, RB in use, SINR of the current user (dB/30).
 RB_FEATURES = 3
+# Per-user observation columns, fixed for the episode: x/R, y/R, d/R (every mode); ``full`` adds
+# log10 fading, image size, CPU frequency and cycles per bit (ranges mapped to [-1, 1]).
+USER_FEATURES = {"paper": 3, "full": 7}
+# Size-free summary: fraction of users decided, log((users left + 1) / (free RBs + 1)), fraction
+# of RBs free; ``full`` adds f^B and w^B (ranges mapped to [-1, 1]).
+CONTEXT_FEATURES = {"paper": 3, "full": 5}
 
-__all__ = ["EnvState", "Instance", "Observation", "RB_FEATURES"]
+# ``Observation.user_status`` codes.
+PENDING, CURRENT, SERVED, UNSERVED, ABSENT = 0, 1, 2, 3, 4
+NUM_STATUS = 5
+
+__all__ = ["ABSENT", "CONTEXT_FEATURES", "CURRENT", "EnvState", "Instance", "NUM_STATUS",
+           "Observation", "PENDING", "RB_FEATURES", "SERVED", "UNSERVED", "USER_FEATURES"]
 
 
 @struct.dataclass
@@ -27,8 +38,15 @@ class EnvState:
 
 @struct.dataclass
 class Observation:
-    """What the agent sees. ``action_mask`` is True for legal actions."""
+    """What the agent sees. ``action_mask`` is True for legal actions.
+
+    ``features`` is the flat vector of the paper's state (its width depends on U and Q; width 0
+    when the env is built with ``flat_features=False``). The other fields hold the same
+    information as sets, for networks whose parameters do not depend on U or Q."""
 
     features: jnp.ndarray  # (F,) float32, normalised state features (see the env docstring)
     rb_features: jnp.ndarray  # (Q, RB_FEATURES) float32: interference, in use, SINR of this user
     action_mask: jnp.ndarray  # (A,) bool
+    user_features: jnp.ndarray  # (U, USER_FEATURES[mode]) float32, fixed for the episode
+    user_status: jnp.ndarray  # (U,) int32: PENDING, CURRENT, SERVED, UNSERVED or ABSENT (padding)
+    context: jnp.ndarray  # (CONTEXT_FEATURES[mode],) float32, size-free summary

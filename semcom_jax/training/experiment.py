@@ -13,13 +13,22 @@ from semcom_jax.agents.evaluate import Evaluator
 from semcom_jax.agents.ppo import PPO
 from semcom_jax.agents.sac import SAC
 from semcom_jax.env.environment import SemComEnv
+from semcom_jax.env.padded import RandomSizeEnv
 from semcom_jax.tables.format import load_table
 from semcom_jax.training import sharding
 
-def make_env(config: TrainConfig) -> SemComEnv:
+
+def make_env(config: TrainConfig, num_users: int | None = None,
+             num_rbs: int | None = None) -> SemComEnv:
+    """The training env of ``config`` (a :class:`RandomSizeEnv` when it trains across sizes), or
+    with ``num_users``/``num_rbs`` a plain env of that size (evaluation). The size-free network
+    reads no flat features, so its envs do not build them."""
     table = load_table(config.table) if config.table else None
-    return SemComEnv(config.num_users, config.num_rbs, table=table, obs_mode=config.obs_mode,
-                     reward=config.reward, score=config.score)
+    kw = dict(table=table, obs_mode=config.obs_mode, reward=config.reward, score=config.score,
+              flat_features=config.network != "set")
+    if num_users is None and num_rbs is None and config.sized:
+        return RandomSizeEnv(config.users_range, config.rbs_range, **kw)
+    return SemComEnv(num_users or config.num_users, num_rbs or config.num_rbs, **kw)
 
 
 TRAINERS = {"ppo": PPO, "sac": SAC, "dqn": DQN}
@@ -32,13 +41,22 @@ def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
 class Experiment:
     """Everything a run needs, built once from a config: env, trainer, evaluator, compiled chunk."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, eval_users: int | None = None,
+                 eval_rbs: int | None = None):
+        """``eval_users``/``eval_rbs``: evaluate at another size than ``num_users``/``num_rbs``
+        (size-free network only; zero-shot evaluation)."""
         self.config = config.validate()
+        if (eval_users or eval_rbs) and config.network != "set":
+            raise ValueError(f"evaluating at another size needs the size-free network "
+                             f"(network 'set'); this run's network is {config.network!r}")
         self.env = make_env(config)
         self.env_params = self.env.make_params(config.env_params)
         self.trainer = make_trainer(config, self.env, self.env_params)
-        self.evaluator = Evaluator(self.env, self.env_params, config.eval_episodes,
-                                   config.eval_seed, ceiling_draws=config.ceiling_draws)
+        self.eval_env = make_env(config, eval_users or config.num_users,
+                                 eval_rbs or config.num_rbs)
+        self.evaluator = Evaluator(self.eval_env, self.eval_env.make_params(config.env_params),
+                                   config.eval_episodes, config.eval_seed,
+                                   ceiling_draws=config.ceiling_draws)
         keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
         self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
         self.num_devices = sharding.device_count_for(config.num_envs, config.devices)

@@ -10,6 +10,8 @@ CPU, ends with exactly the parameters and metrics of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import time
 from typing import Optional
@@ -72,9 +74,13 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
 
 
 def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
-          progress: bool = True, max_chunks: Optional[int] = None) -> dict:
+          progress: bool = True, max_chunks: Optional[int] = None,
+          time_limit_s: Optional[float] = None) -> dict:
     """Trains into ``run_dir``. With ``resume``, the config is read from the folder and training
-    continues from its last checkpoint. ``max_chunks`` stops early (used to test resume)."""
+    continues from its last checkpoint. ``max_chunks`` stops early (used to test resume);
+    ``time_limit_s`` stops after the chunk that brings the run's compute time to the limit (a
+    wall-clock budget; the summary says how many env steps were actually run, and ``resume``
+    continues)."""
     run_dir = os.path.abspath(run_dir)
     if resume:
         config = files.load_config(run_dir)
@@ -114,6 +120,8 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
     chunks = 0
     while done_updates < total:
         if max_chunks is not None and chunks >= max_chunks:
+            break
+        if time_limit_s is not None and wall >= time_limit_s:
             break
         n = min(config.chunk_updates, total - done_updates)
         t0 = time.perf_counter()
@@ -178,25 +186,40 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
     return summary
 
 
-def evaluate_run(run_dir: str) -> dict:
-    """Re-evaluates the last checkpoint of a run on its held-out episodes, with the baselines."""
+def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
+                 episodes: int | None = None):
+    """``(experiment, state, update)`` of a run's last checkpoint; the experiment evaluates at
+    ``num_users``/``num_rbs`` (default: the run's size) on ``episodes`` held-out episodes."""
     config = files.load_config(run_dir)
-    exp = Experiment(config)
+    if episodes is not None:
+        config = dataclasses.replace(config, eval_episodes=episodes).validate()
+    exp = Experiment(config, num_users, num_rbs)
     mngr = checkpoints.manager(run_dir)
     step = mngr.latest_step()
     if step is None:
+        mngr.close()
         raise ValueError(f"run {run_dir!r} has no checkpoint yet")
     state = checkpoints.restore(mngr, step, exp.init_state())
     mngr.close()
+    return exp, state, int(step)
+
+
+def evaluate_run(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
+                 episodes: int | None = None) -> dict:
+    """Re-evaluates the last checkpoint of a run on held-out episodes, with the baselines: the
+    run's own size, or (size-free network) ``num_users`` users on ``num_rbs`` RBs, zero-shot."""
+    exp, state, step = load_trained(run_dir, num_users, num_rbs, episodes)
     ev = exp.evaluate(state)
     report = dict(exp.evaluator.baselines)
-    report = {f"policy ({config.algo.upper()})": {
+    report = {f"policy ({exp.config.algo.upper()})": {
         "return": float(np.mean(ev["eval_return"])),
         "normalised": float(np.mean(ev["eval_normalised"])),
+        "normalised_per_seed": [float(x) for x in np.ravel(ev["eval_normalised"])],
         "normalised_ceiling": float(np.mean(ev["eval_normalised_ceiling"])),
         "delay_violation_rate": float(np.mean(ev["eval_delay_violation_rate"])),
         "energy_violation_rate": float(np.mean(ev["eval_energy_violation_rate"])),
         "unserved_rate": float(np.mean(ev["eval_unserved_rate"])),
         "encoder_share": np.mean(ev["eval_encoder_share"], axis=0).tolist(),
     }, **report}
-    return {"update": int(step), "report": report, "encoders": exp.env.encoder_names}
+    return {"update": step, "report": report, "encoders": exp.env.encoder_names,
+            "num_users": exp.eval_env.num_users, "num_rbs": exp.eval_env.num_rbs}
