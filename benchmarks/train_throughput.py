@@ -57,8 +57,7 @@ def measure(config: TrainConfig, updates: int, repeats: int):
     compile_s = time.perf_counter() - t0
     b = 1024
     obs = env.example_observation(b)
-    fwd = jax.jit(trainer.network.apply).lower(state.params, obs.features,
-                                               obs.rb_features).compile()
+    fwd = jax.jit(trainer.network.apply).lower(state.params, obs).compile()
     flops_per_step = _flops(fwd) / b * (1 + 3 * config.update_epochs)
     jax.block_until_ready(compiled(state))
     t = best_time(lambda: jax.block_until_ready(compiled(state)), repeats)

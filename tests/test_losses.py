@@ -19,7 +19,10 @@ MASK = jnp.array([[True, True, False], [True, False, True]])
 
 def _obs(features):
     f = jnp.asarray(features, jnp.float32)
-    return Observation(features=f, rb_features=jnp.zeros((f.shape[0], 1, 3)), action_mask=MASK)
+    n = f.shape[0]
+    return Observation(features=f, rb_features=jnp.zeros((n, 1, 3)), action_mask=MASK,
+                       user_features=jnp.zeros((n, 1, 3)), user_status=jnp.zeros((n, 1), jnp.int32),
+                       context=jnp.zeros((n, 3)))
 
 
 def _batch(**kw):
@@ -40,7 +43,7 @@ def _log_softmax_legal(logits, mask):
 def test_ppo_clip_loss_by_hand():
     logits = np.array([0.5, -0.2, 3.0], np.float32)  # the same logits for every state
     params = {"logits": jnp.asarray(logits), "value": jnp.array([0.3, -0.4])}
-    apply = lambda p, f, r: (jnp.broadcast_to(p["logits"], (2, 3)), p["value"])  # noqa: E731
+    apply = lambda p, obs: (jnp.broadcast_to(p["logits"], (2, 3)), p["value"])  # noqa: E731
     old_logp = jnp.array([-1.5, -0.1])
     adv, targets = jnp.array([1.0, 3.0]), jnp.array([1.0, -1.0])
     cfg = TrainConfig(clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)

@@ -129,8 +129,8 @@ class SetActorCritic(nn.Module):
     by another, ``e_q``. A summary ``s`` concatenates the current user's ``e_u``, the mean and
     max of ``e_u`` over pending users, the mean over served users and the mean over unserved
     ones, the mean and max of ``e_q`` over free RBs, and ``context``; a torso maps it to ``g``.
-    Each RB gets ``K`` logits from ``tanh(W e_q + V g)`` and one more shared layer (action
-    ``k * Q + q``); the "no RB" logit comes from ``g``. The value comes from its own torso on
+    Each RB gets ``K`` logits from ``tanh(W e_q + V g)`` (action ``k * Q + q``); the "no RB"
+    logit comes from ``g``. The value comes from its own torso on
     ``s``, times the number of users it stands for (``value_scale``: users still to decide, for a
     reward paid user by user; all users, for the terminal reward), so a per-user value learnt at
     one size holds at another. Equivariant to permutations of the users and of the RBs; per
@@ -145,14 +145,13 @@ class SetActorCritic(nn.Module):
 
     def setup(self):
         init = nn.initializers.orthogonal(np.sqrt(2))
+        # The per-RB and per-user layers run U + Q times per decision and dominate the cost:
+        # one layer each for the embeddings, one hidden layer in the head.
         self.user_in = nn.Dense(self.width, kernel_init=init)
-        self.user_out = nn.Dense(self.width, kernel_init=init)
         self.rb_in = nn.Dense(self.width, kernel_init=init)
-        self.rb_out = nn.Dense(self.width, kernel_init=init)
         self.torso = [nn.Dense(h, kernel_init=init) for h in self.hidden]
         self.head_e = nn.Dense(self.width, kernel_init=init)
         self.head_g = nn.Dense(self.width, kernel_init=init, use_bias=False)
-        self.head_hidden = nn.Dense(self.width, kernel_init=init)
         self.head_out = nn.Dense(self.num_encoders, kernel_init=nn.initializers.orthogonal(0.01))
         self.no_rb = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01))
         if self.value_head:
@@ -161,12 +160,12 @@ class SetActorCritic(nn.Module):
 
     def embed_users(self, user_features):
         """(..., U, width): each user's embedding, fixed for the episode."""
-        return nn.tanh(self.user_out(nn.tanh(self.user_in(user_features))))
+        return nn.tanh(self.user_in(user_features))
 
     def __call__(self, obs: Observation, user_embedding=None):
         e_u = self.embed_users(obs.user_features) if user_embedding is None else user_embedding
         status = obs.user_status
-        e_q = nn.tanh(self.rb_out(nn.tanh(self.rb_in(obs.rb_features))))
+        e_q = nn.tanh(self.rb_in(obs.rb_features))
         free = obs.rb_features[..., 1] < 0.5
         pending = status == PENDING
         summary = jnp.concatenate([
@@ -178,7 +177,7 @@ class SetActorCritic(nn.Module):
         for layer in self.torso:
             g = nn.tanh(layer(g))
         h = nn.tanh(self.head_e(e_q) + self.head_g(g)[..., None, :])
-        per_rb = self.head_out(nn.tanh(self.head_hidden(h)))  # (..., Q, K)
+        per_rb = self.head_out(h)  # (..., Q, K)
         codec = ActionCodec(self.num_encoders, per_rb.shape[-2], has_no_rb=True)
         logits = codec.flat_logits(per_rb, self.no_rb(g))
         if not self.value_head:
