@@ -51,18 +51,39 @@ def test_soft_value_ignores_illegal_actions():
                                rtol=1e-6)
 
 
+# One short run per algorithm serves the checks on acting and on the schedules (a run costs a
+# compilation; its metrics and replay buffer say everything these tests ask).
+# U > Q so the "no RB" action exists and RBs run out within an episode.
+RUNS = {
+    "dqn": dict(num_users=4, num_rbs=2, num_envs=64, eps_start=0.9, eps_end=0.2,
+                eps_fraction=0.5, buffer_size=2048, total_env_steps=64 * 4 * 4),
+    "sac": dict(num_users=4, num_rbs=2, learning_starts=0, alpha_init=0.5,
+                target_entropy_scale=0.1, buffer_size=1024, total_env_steps=16 * 4 * 12),
+}
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    cache = {}
+
+    def get(algo):
+        if algo not in cache:
+            exp = _experiment(algo, **RUNS[algo])
+            state, metrics, _ = exp.run_chunk(exp.init_state(), exp.config.num_updates)
+            cache[algo] = (exp, state, metrics)
+        return cache[algo]
+
+    return get
+
+
 @pytest.mark.parametrize("algo", OFF)
-def test_behaviour_policy_only_takes_legal_actions(algo):
-    # U > Q so the "no RB" action exists and RBs run out within an episode.
-    exp = _experiment(algo, num_users=4, num_rbs=2, num_envs=64, eps_fraction=1.0, buffer_size=1024,
-                      total_env_steps=64 * 4 * 4)
-    state = exp.init_state()
-    state, metrics, _ = exp.run_chunk(state, 3)
+def test_behaviour_policy_only_takes_legal_actions(algo, short_run):
+    exp, state, metrics = short_run(algo)
     buf = jax.tree.map(lambda x: np.asarray(x)[0], state.buffer.experience)  # seed 0
     n = int(np.asarray(state.buffer.current_index)[0])
     actions = buf.action[0, :n]
     masks = buf.obs.action_mask[0, :n]
-    assert n == 3 * 64 * 4
+    assert n == exp.config.num_updates * exp.config.steps_per_update
     assert masks[np.arange(n), actions].all()
     # And the env never flagged an invalid action, in any update.
     assert float(np.max(np.asarray(metrics["invalid_action_rate"]))) == 0.0
@@ -77,13 +98,13 @@ def test_epsilon_is_linear_then_flat():
     np.testing.assert_allclose(eps, [1.0, 0.775, 0.55, 0.1, 0.1], rtol=1e-6)
 
 
-def test_dqn_reports_epsilon_on_its_schedule():
-    exp = _experiment("dqn", eps_start=0.9, eps_end=0.2, eps_fraction=0.5)
+def test_dqn_reports_epsilon_on_its_schedule(short_run):
+    exp, _, metrics = short_run("dqn")
     cfg = exp.config
-    _, metrics, _ = exp.run_chunk(exp.init_state(), cfg.num_updates)
     env_steps = np.arange(cfg.num_updates) * cfg.steps_per_update
     decay = 0.5 * cfg.total_env_steps
     expected = 0.9 + np.clip(env_steps / decay, 0, 1) * (0.2 - 0.9)
+    assert np.isclose(expected[-1], 0.2) and expected[1] > 0.21  # both parts of the schedule are checked
     np.testing.assert_allclose(np.asarray(metrics["epsilon"])[0], expected, rtol=1e-5)
 
 
@@ -96,11 +117,10 @@ def test_temperature_falls_above_target_entropy_and_rises_below(entropy, directi
     assert np.sign(float(optax.apply_updates(log_alpha, upd) - log_alpha)) == direction
 
 
-def test_sac_temperature_tracks_the_entropy_gap_during_training():
-    exp = _experiment("sac", learning_starts=0, alpha_init=0.5, target_entropy_scale=0.1,
-                      total_env_steps=16 * 2 * 12)
-    _, m, _ = exp.run_chunk(exp.init_state(), 12)
+def test_sac_temperature_tracks_the_entropy_gap_during_training(short_run):
+    _, _, m = short_run("sac")
     alpha = np.asarray(m["alpha"])[0]
+    assert alpha.shape == (12,)
     gap = np.asarray(m["entropy"])[0] - np.asarray(m["target_entropy"])[0]
     assert (gap > 0).all()  # a fresh policy is near uniform, far above 10% of the max entropy
     assert (np.diff(alpha) < 0).all() and alpha[0] < 0.5

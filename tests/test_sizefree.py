@@ -74,7 +74,7 @@ def test_random_size_env_draws_sizes_in_range():
 
 def _random_obs(env, key, batch=2):
     """An observation with random features and a legal mix of statuses."""
-    obs, st = env.reset(key, env.default_params)
+    obs, st = jax.jit(env.reset)(key, env.default_params)
     k1, k2, k3 = jax.random.split(key, 3)
     u = env.num_users
     status = jnp.array([SERVED, UNSERVED, CURRENT] + [PENDING] * (u - 3))
@@ -90,9 +90,9 @@ def test_set_network_parameters_do_not_depend_on_size():
     for u, q in ((3, 4), (7, 11)):
         env = SemComEnv(u, q, obs_mode="full", flat_features=False)
         net = nets.make_network("set", env, (16, 16), 8)
-        params = net.init(jax.random.PRNGKey(0), env.example_observation())
+        params = jax.jit(net.init)(jax.random.PRNGKey(0), env.example_observation())
         shapes.append(jax.tree.map(lambda x: x.shape, params))
-        logits, value = net.apply(params, _random_obs(env, jax.random.PRNGKey(1)))
+        logits, value = jax.jit(net.apply)(params, _random_obs(env, jax.random.PRNGKey(1)))
         assert logits.shape == (2, env.num_actions) and value.shape == (2,)
     assert shapes[0] == shapes[1]
     with pytest.raises(ValueError, match="flat features"):
