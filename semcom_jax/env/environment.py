@@ -182,7 +182,9 @@ class SemComEnv:
         """``num`` episode instances, batched on the leading axis."""
         if not isinstance(num, int) or num < 1:
             raise ValueError(f"num must be an int >= 1, got {num!r}")
-        return jax.vmap(self.generator, (0, None))(jax.random.split(key, num), params)
+        if not hasattr(self, "_sample_batch"):  # one compiled program, not one per primitive
+            self._sample_batch = jax.jit(jax.vmap(self.generator, (0, None)))
+        return self._sample_batch(jax.random.split(key, num), params)
 
     def step(self, key: jax.Array, state: EnvState, action, params: EnvParams):
         """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers)."""
