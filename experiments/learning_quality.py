@@ -2,6 +2,8 @@
 
     python experiments/learning_quality.py              # 5 seeds x {paper, full}, ~6 min on 2 cores
     python experiments/learning_quality.py --seeds 2 --total-steps 1000000   # quicker
+    python experiments/learning_quality.py --network set --runs seeds --seeds 3 \
+        --out experiments/results/learning-set          # the size-free network, same budget
 
 For each observation mode: (1) the seeds trained together (one vmapped program) give the final
 normalised score per seed; (2) seed 0 trained alone gives the wall time to a normalised score of
@@ -32,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--total-steps", type=int, default=TrainConfig().total_env_steps)
     ap.add_argument("--obs", nargs="+", default=["paper", "full"])
     ap.add_argument("--runs", nargs="+", default=["seeds", "alone"], choices=("seeds", "alone"))
+    ap.add_argument("--network", default=TrainConfig().network, choices=("per_rb", "set", "mlp"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "learning"))
     a = ap.parse_args(argv)
     csv_path = os.path.join(a.out, "learning_quality.csv")
@@ -53,7 +56,8 @@ def main(argv=None):
                 continue
             run_dir = os.path.join(a.out, f"{obs}-{tag}")
             shutil.rmtree(run_dir, ignore_errors=True)
-            cfg = TrainConfig(obs_mode=obs, num_seeds=seeds, total_env_steps=a.total_steps)
+            cfg = TrainConfig(obs_mode=obs, num_seeds=seeds, total_env_steps=a.total_steps,
+                              network=a.network)
             s = runs.train(cfg, run_dir, progress=True)
             rows.append({
                 "obs_mode": obs, "run": tag, "seeds": seeds, "env_steps": s["env_steps"],
