@@ -123,7 +123,9 @@ def test_kill_and_resume_equals_uninterrupted(cli_run, tmp_path):
     _, full, _ = cli_run
     cfg = runs.load_config(str(full))
     part = tmp_path / "part"
-    runs.train(cfg, str(part), progress=False, max_chunks=1)  # "killed" after one chunk
+    # Stopped by a compute budget spent by the first chunk (as if killed after it).
+    summary = runs.train(cfg, str(part), progress=False, time_limit_s=1e-9)
+    assert summary["updates"] == cfg.chunk_updates < cfg.num_updates
     assert not (part / "plots").exists()
     runs.train(None, str(part), resume=True, progress=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa
