@@ -1,7 +1,7 @@
 """Scaling study: does a learned policy keep up with greedy and the optimum as U grows, and what
 does it cost?
 
-    python experiments/scaling_users.py                     # the whole study (about 40 min here)
+    python experiments/scaling_users.py                     # the whole study (over an hour on 2 cores)
     python experiments/scaling_users.py --users 5 50 --train-steps 200000 --size-budget-s 20
 
 For every U in ``--users`` and Q = r U for r in ``--ratios`` (default 2 and 1), on the same
@@ -15,7 +15,7 @@ held-out episodes (``semcom_jax.agents.evaluate.Evaluator``, expected returns, 0
     of compute (default: the wall time the across-sizes run took), for the sizes in
     ``--per-size-users``; each point runs in its own process, so its peak memory is its own;
 (c) the baselines on the same episodes: ``greedy``, ``best_fixed`` (the best fixed encoder
-    with greedy RBs), ``random`` (0 by definition) and ``optimum`` (1).
+    with optimal RBs), ``random`` (0 by definition) and ``optimum`` (1).
 
 Policies are the mean over seeds with a 95% Student-t half-width (``ci95``). Costs per point:
 ``decisions_per_s`` of the greedy held-out evaluation, and for (a)/(b) training
@@ -100,14 +100,12 @@ def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> d
 
 def evaluate(run_dir: str, u: int, q: int) -> tuple[list, dict, float]:
     """Per-seed normalised scores of a run's policy at (U, Q), the baselines, decisions/s."""
-    import jax
     from semcom_jax.training import runs
 
     exp, state, _ = runs.load_trained(run_dir, u, q, eval_episodes(u))
-    fn = jax.jit(jax.vmap(lambda p: exp.evaluator.evaluate(exp.trainer.policy_logits, p)))
-    jax.block_until_ready(fn(state.params))  # compile
+    exp.evaluate(state)  # compiles
     t0 = time.perf_counter()
-    ev = jax.block_until_ready(fn(state.params))
+    ev = exp.evaluate(state)
     dps = eval_episodes(u) * u * exp.config.num_seeds / (time.perf_counter() - t0)
     return [float(x) for x in np.ravel(ev["eval_normalised"])], exp.evaluator.baselines, dps
 

@@ -133,6 +133,9 @@ def test_cached_user_embedding_gives_the_same_logits():
     b = net.apply(params, obs, user_embedding=emb)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # The embedding passed in is the one used: another one changes the logits.
+    c = net.apply(params, obs, user_embedding=emb + 1.0)
+    assert not np.allclose(np.asarray(c[0]), np.asarray(a[0]))
 
 
 def test_value_counts_the_users_it_stands_for():

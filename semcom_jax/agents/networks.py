@@ -166,7 +166,8 @@ class SetActorCritic(nn.Module):
         e_u = self.embed_users(obs.user_features) if user_embedding is None else user_embedding
         status = obs.user_status
         e_q = nn.tanh(self.rb_in(obs.rb_features))
-        free = obs.rb_features[..., 1] < 0.5
+        codec = ActionCodec(self.num_encoders, obs.rb_features.shape[-2], has_no_rb=True)
+        free = codec.free_rbs(obs.action_mask)
         pending = status == PENDING
         summary = jnp.concatenate([
             _masked_mean(e_u, status == CURRENT),  # the current user's own embedding
@@ -178,7 +179,6 @@ class SetActorCritic(nn.Module):
             g = nn.tanh(layer(g))
         h = nn.tanh(self.head_e(e_q) + self.head_g(g)[..., None, :])
         per_rb = self.head_out(h)  # (..., Q, K)
-        codec = ActionCodec(self.num_encoders, per_rb.shape[-2], has_no_rb=True)
         logits = codec.flat_logits(per_rb, self.no_rb(g))
         if not self.value_head:
             return logits, None

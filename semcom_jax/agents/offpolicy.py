@@ -25,7 +25,7 @@ import optax
 from flax import struct
 
 from semcom_jax.agents.base import Trainer
-from semcom_jax.agents.rollout import Transition, collect, rollout_metrics
+from semcom_jax.agents.rollout import Transition, collect, merge_time_batch, rollout_metrics
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecState
 
@@ -99,7 +99,7 @@ class OffPolicy(Trainer):
             self.venv, lambda k, o: (self.act(state.params, k, o, env_steps), {}),
             state.obs, state.vstate, state.key, state.env_params, cfg.num_steps,
             keep_next_obs=True)
-        flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), traj)
+        flat = merge_time_batch(traj)
         buffer = self.buffer.add(state.buffer, flat)
         key, k_learn = jax.random.split(key)
 

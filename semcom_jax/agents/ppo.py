@@ -22,7 +22,7 @@ from flax import struct
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.base import Trainer
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import Transition, collect, rollout_metrics
+from semcom_jax.agents.rollout import Transition, collect, merge_time_batch, rollout_metrics
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecState
 
@@ -126,7 +126,7 @@ class PPO(Trainer):
         _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
-        flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), (traj, adv, targets))
+        flat = merge_time_batch((traj, adv, targets))
         grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
 
         def epoch(carry, _):
@@ -134,7 +134,8 @@ class PPO(Trainer):
             key, k_perm = jax.random.split(key)
             perm = jax.random.permutation(k_perm, cfg.steps_per_update)
             mbs = jax.tree.map(
-                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]), flat)
+                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size)
+                                          + x.shape[1:]), flat)
 
             def minibatch(carry, mb):
                 params, opt_state = carry

@@ -58,6 +58,12 @@ def collect(venv: VecEnv, act: Callable, obs: Observation, vstate, key, env_para
     return obs, vstate, key, traj
 
 
+def merge_time_batch(tree):
+    """(T, B, ...) leaves to (T * B, ...), with explicit sizes (a zero-width leaf, such as
+    features the env does not build, has no size to infer from)."""
+    return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), tree)
+
+
 def rollout_metrics(traj: Transition, num_encoders: int) -> dict:
     """What every agent reports about its rollout (arrays ``(T, B)``).
 

@@ -82,6 +82,14 @@ def _interference_feature(interference_w, params: EnvParams):
                      / jnp.where(half > 0, half, 1.0), 0.0)
 
 
+def _bs_features(inst: Instance, params: EnvParams) -> jnp.ndarray:
+    """(2,): the BS's CPU frequency and cycles per bit, ranges mapped to [-1, 1]."""
+    return jnp.stack([
+        _unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz),
+        _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
+                    params.bs_cycles_hi_per_bit)])
+
+
 class SemComEnv:
     """Joint CLIP-encoder selection and RB allocation for ``num_users`` users on ``num_rbs`` RBs."""
 
@@ -324,9 +332,7 @@ class SemComEnv:
         parts = [decided / n_users, jnp.log((left + 1.0) / (free + 1.0)), free / n_rbs]
         if self.obs_mode == "full":
             inst = state.instance
-            parts += [_unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz),
-                      _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
-                                  params.bs_cycles_hi_per_bit)]
+            parts += list(_bs_features(state.instance, params))
         return jnp.stack([jnp.asarray(x, jnp.float32) for x in parts])
 
     def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
@@ -343,17 +349,13 @@ class SemComEnv:
             self._sinr_db(state, params, exact=False) / 30.0,
         ]
         if self.obs_mode == "full":
-            img = _unit_range(inst.image_bits, params.image_bits_lo, params.image_bits_hi)
-            fu = _unit_range(inst.user_freq_hz, params.user_freq_lo_hz, params.user_freq_hi_hz)
-            wu = _unit_range(inst.user_cycles_per_bit, params.user_cycles_lo_per_bit,
-                             params.user_cycles_hi_per_bit)
+            # Columns 3..6 of the per-user features: log10 fading, image, CPU frequency, cycles.
+            hidden = self._user_features(inst, params)[:, 3:]
             parts += [
-                jnp.log10(inst.fading), img, fu, wu,
-                _unit_range(inst.bs_freq_hz, params.bs_freq_lo_hz, params.bs_freq_hi_hz)[None],
-                _unit_range(inst.bs_cycles_per_bit, params.bs_cycles_lo_per_bit,
-                            params.bs_cycles_hi_per_bit)[None],
+                *hidden.T,
+                _bs_features(inst, params),
                 self._sinr_db(state, params, exact=True) / 30.0,
-                jnp.stack([img[u], fu[u], wu[u]]),
+                hidden[u, 1:],
             ]
         return jnp.concatenate(parts).astype(jnp.float32)
 

@@ -18,10 +18,9 @@ CONTEXT_FEATURES = {"paper": 3, "full": 5}
 
 # ``Observation.user_status`` codes.
 PENDING, CURRENT, SERVED, UNSERVED, ABSENT = 0, 1, 2, 3, 4
-NUM_STATUS = 5
 
-__all__ = ["ABSENT", "CONTEXT_FEATURES", "CURRENT", "EnvState", "Instance", "NUM_STATUS",
-           "Observation", "PENDING", "RB_FEATURES", "SERVED", "UNSERVED", "USER_FEATURES"]
+__all__ = ["ABSENT", "CONTEXT_FEATURES", "CURRENT", "EnvState", "Instance", "Observation",
+           "PENDING", "RB_FEATURES", "SERVED", "UNSERVED", "USER_FEATURES"]
 
 
 @struct.dataclass

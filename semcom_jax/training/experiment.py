@@ -28,7 +28,8 @@ def make_env(config: TrainConfig, num_users: int | None = None,
               flat_features=config.network != "set")
     if num_users is None and num_rbs is None and config.sized:
         return RandomSizeEnv(config.users_range, config.rbs_range, **kw)
-    return SemComEnv(num_users or config.num_users, num_rbs or config.num_rbs, **kw)
+    return SemComEnv(config.num_users if num_users is None else num_users,
+                     config.num_rbs if num_rbs is None else num_rbs, **kw)
 
 
 TRAINERS = {"ppo": PPO, "sac": SAC, "dqn": DQN}
@@ -46,14 +47,15 @@ class Experiment:
         """``eval_users``/``eval_rbs``: evaluate at another size than ``num_users``/``num_rbs``
         (size-free network only; zero-shot evaluation)."""
         self.config = config.validate()
-        if (eval_users or eval_rbs) and config.network != "set":
+        eval_users = config.num_users if eval_users is None else eval_users
+        eval_rbs = config.num_rbs if eval_rbs is None else eval_rbs
+        if (eval_users, eval_rbs) != (config.num_users, config.num_rbs) and config.network != "set":
             raise ValueError(f"evaluating at another size needs the size-free network "
                              f"(network 'set'); this run's network is {config.network!r}")
         self.env = make_env(config)
         self.env_params = self.env.make_params(config.env_params)
         self.trainer = make_trainer(config, self.env, self.env_params)
-        self.eval_env = make_env(config, eval_users or config.num_users,
-                                 eval_rbs or config.num_rbs)
+        self.eval_env = make_env(config, eval_users, eval_rbs)
         self.evaluator = Evaluator(self.eval_env, self.eval_env.make_params(config.env_params),
                                    config.eval_episodes, config.eval_seed,
                                    ceiling_draws=config.ceiling_draws)
@@ -95,5 +97,8 @@ class Experiment:
         return self._chunks[n](state)
 
     def evaluate(self, state) -> dict:
-        fn = jax.jit(jax.vmap(lambda p: self.evaluator.evaluate(self.trainer.policy_logits, p)))
-        return jax.tree.map(np.asarray, fn(state.params))
+        """The evaluator's figures of every seed's greedy policy (compiled once)."""
+        if not hasattr(self, "_evaluate"):
+            self._evaluate = jax.jit(jax.vmap(
+                lambda p: self.evaluator.evaluate(self.trainer.policy_logits, p)))
+        return jax.tree.map(np.asarray, self._evaluate(state.params))
