@@ -13,6 +13,7 @@ from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
 
 ALGOS = ("ppo", "sac", "dqn")
+MAX_INT = 2**31 - 1  # counters, seeds and sizes are int32 inside the compiled loop
 OBJECTIVES = ("clip", "kl")
 
 
@@ -184,10 +185,20 @@ class TrainConfig:
             if not cond:
                 raise ValueError(f"config key {name!r} {what}, got {getattr(self, name)!r}")
 
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, int) and not isinstance(v, bool):
+                need(-MAX_INT <= v <= MAX_INT, f.name, f"must lie within +-{MAX_INT} (int32)")
+            elif isinstance(v, float):
+                need(math.isfinite(v), f.name, "must be finite")
         for name in ("num_users", "num_rbs", "num_envs", "episodes_per_rollout", "total_env_steps",
                      "update_epochs", "num_minibatches", "num_seeds", "eval_episodes",
                      "chunk_updates"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("seed", "eval_seed"):
+            need(getattr(self, name) >= 0, name, f"must lie in [0, {MAX_INT}]")
+        need(self.num_envs * self.num_steps <= MAX_INT, "num_envs",
+             f"times the rollout's {self.num_steps} steps must stay <= {MAX_INT} (int32)")
         need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
         need(self.devices >= 0, "devices", "must be >= 0 (0 = all local devices)")
         need(self.ceiling_draws == 0 or self.ceiling_draws >= 2, "ceiling_draws",
@@ -227,6 +238,8 @@ class TrainConfig:
             need(self.learning_starts >= 0, "learning_starts", "must be >= 0")
             need(self.buffer_size >= self.steps_per_update, "buffer_size",
                  f"must hold at least one rollout of {self.steps_per_update} transitions")
+            need(self.batch_size <= self.buffer_size, "batch_size",
+                 f"must be <= buffer_size ({self.buffer_size})")
             need(0.0 < self.tau <= 1.0, "tau", "must lie in (0, 1]")
             for name in ("eps_start", "eps_end", "eps_fraction", "target_entropy_scale"):
                 need(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
@@ -245,14 +258,23 @@ def read_config_file(path: str) -> dict:
     """The keys a JSON or YAML config file sets (defaults not filled in)."""
     if not os.path.isfile(path):
         raise ValueError(f"config file {path!r} does not exist")
-    with open(path) as fh:
-        text = fh.read()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config file {path!r} is not UTF-8 text: {e}") from None
+    except OSError as e:
+        raise ValueError(f"config file {path!r} cannot be read: {e.strerror}") from None
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
         except ImportError:
             raise ValueError("YAML config files need PyYAML: pip install pyyaml") from None
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"config file {path!r} is not valid YAML: "
+                             f"{' '.join(str(e).split())}") from None
     else:
         try:
             data = json.loads(text)

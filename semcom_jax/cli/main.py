@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ _TRAIN_FLAGS = {
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semcom-jax", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error instead of its one-line message")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train an agent (the main job); defaults from SPEC")
@@ -147,9 +150,42 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except ValueError as e:  # bad input: a clear message, not a traceback
-        print(f"semcom-jax: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # user error or the machine's: one line, no traceback
+        if args.debug:
+            raise
+        print(f"semcom-jax: error: {_one_line(e, args)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("semcom-jax: interrupted" + _resume_hint(args), file=sys.stderr)
+        return 130
+
+
+def _one_line(e: Exception, args) -> str:
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        where = f" writing {e.filename!r}" if e.filename else ""
+        return f"disk full{where}; finished chunks are kept" + _resume_hint(args)
+    if isinstance(e, OSError) and not isinstance(e, ValueError):
+        where = f" {e.filename!r}" if e.filename else ""
+        return f"{e.strerror or type(e).__name__}{where}" + _resume_hint(args)
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _resume_hint(args) -> str:
+    run = getattr(args, "resume", None) or getattr(args, "out", None)
+    if getattr(args, "cmd", None) == "train" and run:
+        return f"; continue with: semcom-jax train --resume {run}"
+    return ""
+
+
+def _changes_on_resume(args) -> list[str]:
+    """Flags given with ``--resume`` that would change the run (its config.json decides)."""
+    given = [f"--{flag.replace('_', '-')}" for flag in _TRAIN_FLAGS
+             if getattr(args, flag) is not None]
+    given += ["--config"] * bool(args.config) + ["--set"] * bool(args.set)
+    given += ["--out"] * bool(args.out)
+    return given
 
 
 def _run(args) -> int:
@@ -161,6 +197,11 @@ def _run(args) -> int:
         from semcom_jax.training import runs
 
         if args.resume:
+            changed = _changes_on_resume(args)
+            if changed:
+                raise ValueError(
+                    f"--resume continues {args.resume!r} with its own config.json; "
+                    f"{', '.join(changed)} would change the run: start a new run instead")
             run_dir = args.resume
             summary = runs.train(None, run_dir, resume=True, progress=not args.no_progress)
         else:

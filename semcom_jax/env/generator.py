@@ -5,14 +5,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from semcom_jax.physics.instance import Instance
+from semcom_jax.physics.instance import Instance, instance_from_uniforms
 from semcom_jax.physics.params import EnvParams
 
 
 class UniformGenerator:
-    """Users uniform in the annulus ``d_min <= d <= R``; Rayleigh fading; log-uniform
-    interference; uniform compute and image sizes. ``num_images`` is the size of the table's
-    feature set (1 when the table has none)."""
+    """SPEC section 1's distributions (``instance_from_uniforms``) from ``jax.random`` bits;
+    ``num_images`` is the size of the table's feature set (1 when the table has none)."""
 
     def __init__(self, num_users: int, num_rbs: int, num_images: int = 1):
         self.num_users = num_users
@@ -37,33 +36,13 @@ class UniformGenerator:
         x_r2, x_th, x_img, x_fu, x_wu = (coarse[i * u:(i + 1) * u] for i in range(5))
         x_fb, x_wb = coarse[5 * u], coarse[5 * u + 1]
 
-        def scale(v, lo, hi):
-            return lo + v * (hi - lo)
-
-        # Area-uniform radius: r^2 uniform between d_min^2 and R^2.
-        r = jnp.sqrt(scale(x_r2, params.min_distance_m**2, params.cell_radius_m**2))
-        theta = 2.0 * jnp.pi * x_th
-        xy = jnp.stack([r * jnp.cos(theta), r * jnp.sin(theta)], axis=-1)
-        log_i = scale(x_int, jnp.log10(params.interference_lo_w), jnp.log10(params.interference_hi_w))
         if self.num_images > 1:
             image_index = jax.random.randint(jax.random.fold_in(key, 1), (u,), 0,
                                              self.num_images, dtype=jnp.int32)
         else:  # table mode: no image is ever looked at, so no bits are spent on it
             image_index = jnp.zeros((u,), jnp.int32)
-        return Instance(
-            user_xy_m=xy,
-            distance_m=r,
-            # Exp(1) as -log(v), v in (0, 1): strictly positive, so SINR and delays stay finite.
-            fading=-jnp.log(x_fade),
-            interference_w=10.0**log_i,
-            bs_freq_hz=scale(x_fb, params.bs_freq_lo_hz, params.bs_freq_hi_hz),
-            bs_cycles_per_bit=scale(x_wb, params.bs_cycles_lo_per_bit, params.bs_cycles_hi_per_bit),
-            image_bits=scale(x_img, params.image_bits_lo, params.image_bits_hi),
-            user_freq_hz=scale(x_fu, params.user_freq_lo_hz, params.user_freq_hi_hz),
-            user_cycles_per_bit=scale(x_wu, params.user_cycles_lo_per_bit,
-                                      params.user_cycles_hi_per_bit),
-            image_index=image_index,
-        )
+        return instance_from_uniforms(params, x_r2, x_th, x_fade, x_int, x_img, x_fu, x_wu,
+                                      x_fb, x_wb, image_index)
 
 
 def _open_unit_from_bits(bits: jnp.ndarray) -> jnp.ndarray:

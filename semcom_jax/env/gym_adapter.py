@@ -3,8 +3,10 @@
 Observations are ``{"features": float32 (F,), "rb_features": float32 (Q, RB_FEATURES),
 "action_mask": int8 (A,)}``; the mask is also
 available as ``env.action_masks()`` for libraries that ask for it (e.g. sb3-contrib's MaskablePPO).
-Invalid actions follow the JAX env (the user is left unserved and ``info["invalid_action"]`` is
-True) unless ``strict=True``, which raises ``ValueError`` instead.
+Illegal actions (an RB already taken) follow the JAX env (the user is left unserved and
+``info["invalid_action"]`` is True) unless ``strict=True``, which raises ``ValueError`` instead.
+An action that is not an integer in ``[0, A)`` is always refused (``TypeError`` / ``ValueError``
+naming it), never rounded or parsed.
 """
 
 from __future__ import annotations
@@ -45,6 +47,40 @@ def _key_from(rng: np.random.Generator) -> jax.Array:
     return jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
 
 
+def _check_action(action, num_actions: int) -> int:
+    """An action as a Python int: an integer (Python or numpy, or a 0-d integer array) in
+    ``[0, num_actions)``; anything else is refused naming it (never rounded or parsed)."""
+    a = np.asarray(action) if isinstance(action, np.ndarray) else action
+    if isinstance(a, np.ndarray):
+        if a.ndim != 0:
+            raise ValueError(f"action must be one integer, got an array of shape {a.shape}: "
+                             f"{action!r:.80}")
+        a = a[()]
+    if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+        raise TypeError(f"action must be an integer in [0, {num_actions}), got "
+                        f"{type(action).__name__} {action!r:.80}")
+    if not 0 <= int(a) < num_actions:
+        raise ValueError(f"action {int(a)} is out of range: actions are integers in "
+                         f"[0, {num_actions})")
+    return int(a)
+
+
+def _check_actions(actions, num_envs: int, num_actions: int) -> np.ndarray:
+    """(num_envs,) int32 actions of the vector env, checked as ``_check_action`` checks one."""
+    arr = np.asarray(actions)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer)
+                                   and not np.issubdtype(arr.dtype, np.bool_)):
+        raise TypeError(f"actions must be integers in [0, {num_actions}), got dtype "
+                        f"{arr.dtype}: {actions!r:.80}")
+    if arr.shape != (num_envs,):
+        raise ValueError(f"actions must have shape ({num_envs},), one per env, got {arr.shape}")
+    bad = np.flatnonzero((arr < 0) | (arr >= num_actions))
+    if bad.size:
+        raise ValueError(f"action {int(arr[bad[0]])} of env {int(bad[0])} is out of range: "
+                         f"actions are integers in [0, {num_actions})")
+    return arr.astype(np.int32)
+
+
 def _info_to_numpy(info: dict) -> dict:
     return {k: np.asarray(v).item() if np.ndim(v) == 0 else np.asarray(v) for k, v in info.items()}
 
@@ -75,8 +111,8 @@ class SemComGymEnv(gym.Env):
     def step(self, action):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        a = int(action)
-        if self.strict and not (0 <= a < self.env.num_actions and self._mask[a]):
+        a = _check_action(action, self.env.num_actions)
+        if self.strict and not self._mask[a]:
             raise ValueError(f"action {a} is not legal now (mask is {self._mask.tolist()})")
         obs, self._state, reward, done, info = self._step(
             _key_from(self.np_random), self._state, jnp.int32(a), self.params)
@@ -123,7 +159,7 @@ class SemComVectorEnv(gym.vector.VectorEnv):
     def step(self, actions):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        actions = jnp.asarray(np.asarray(actions, np.int32).reshape(self.num_envs))
+        actions = jnp.asarray(_check_actions(actions, self.num_envs, self.env.num_actions))
         obs, self._state, reward, done, info = self._step(
             _key_from(self._rng), self._state, actions, self.params)
         out = _to_numpy(obs)

@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any, Mapping
 
+import numpy as np
 from flax import struct
 
 # The paper's three CLIP image encoders, in the order of every (K,) field below; the builders
@@ -77,30 +78,46 @@ class EnvParams:
     def from_dict(cls, d: Mapping[str, Any], base: "EnvParams | None" = None) -> "EnvParams":
         """Builds validated params from a mapping of overrides on ``base`` (default: the SPEC
         defaults); unknown keys and wrong types are refused."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"parameters must be a mapping of names to values, got {_short(d)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown}; known parameters: {sorted(known)}")
         kwargs = {}
         for name, value in d.items():
-            if name in _TUPLE_FIELDS:
-                if not isinstance(value, (list, tuple)) or not all(_is_number(x) for x in value):
-                    raise ValueError(f"parameter {name!r} must be a list of numbers, got {value!r}")
-                kwargs[name] = tuple(float(x) for x in value)
-            else:
-                if not _is_number(value):
-                    raise ValueError(f"parameter {name!r} must be a number, got {value!r}")
-                kwargs[name] = float(value)
+            try:
+                if name in _TUPLE_FIELDS:
+                    if not isinstance(value, (list, tuple)) or not all(map(_is_number, value)):
+                        raise ValueError(f"parameter {name!r} must be a list of numbers, "
+                                         f"got {_short(value)}")
+                    kwargs[name] = tuple(float(x) for x in value)
+                else:
+                    if not _is_number(value):
+                        raise ValueError(f"parameter {name!r} must be a number, got {_short(value)}")
+                    kwargs[name] = float(value)
+            except OverflowError:
+                raise ValueError(f"parameter {name!r} is too large for a float: "
+                                 f"{_short(value)}") from None
         params = (base if base is not None else cls()).replace(**kwargs)
         validate_params(params)
         return params
 
     @classmethod
     def from_json(cls, text: str) -> "EnvParams":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"parameters are not valid JSON: {e}") from None
+        return cls.from_dict(data)
 
 
 _TUPLE_FIELDS = ("encoder_compute", "encoder_feature_bits")
+
+F32_MAX = float(np.finfo(np.float32).max)
+F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal; XLA's CPU flushes smaller to 0
+# Reward penalties are summed over up to millions of users: keep the sum far from float32's max.
+MAX_PENALTY = 1e30
 
 # name -> (lower bound, lower bound inclusive?) ; every scalar must also be finite.
 _POSITIVE = (
@@ -122,6 +139,11 @@ _RANGES = (
 )
 
 
+def _short(x: Any, limit: int = 60) -> str:
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -129,7 +151,9 @@ def _is_number(x: Any) -> bool:
 def validate_params(params: EnvParams, num_encoders: int | None = None) -> EnvParams:
     """Raises ``ValueError`` naming the first invalid parameter and its allowed range.
 
-    Host-side only: call it once before jitting, never on traced values.
+    Host-side only: call it once before jitting, never on traced values. Besides the ranges
+    below, every quantity the simulator computes must stay finite in float32 at the most extreme
+    draws the parameters allow (``physics.bounds``).
     """
     if not isinstance(params, EnvParams):
         raise TypeError(f"expected EnvParams, got {type(params).__name__}")
@@ -143,6 +167,9 @@ def validate_params(params: EnvParams, num_encoders: int | None = None) -> EnvPa
             raise ValueError(f"parameter {name!r} must be finite, got {v}")
         if name in _POSITIVE and v <= 0:
             raise ValueError(f"parameter {name!r} must be > 0, got {v}")
+        if not F32_TINY <= abs(v) <= F32_MAX and v != 0:
+            raise ValueError(f"parameter {name!r} = {v} is outside float32's range "
+                             f"({F32_TINY:.3g}..{F32_MAX:.3g}), in which the simulator computes")
         if name in _NON_NEGATIVE and v < 0:
             raise ValueError(f"parameter {name!r} must be >= 0, got {v}")
     for lo, hi in _RANGES:
@@ -165,9 +192,21 @@ def validate_params(params: EnvParams, num_encoders: int | None = None) -> EnvPa
         )
     for name in _TUPLE_FIELDS:
         for i, v in enumerate(getattr(params, name)):
-            v = float(v)
-            if not math.isfinite(v) or v <= 0:
-                raise ValueError(f"parameter {name!r}[{i}] must be finite and > 0, got {v}")
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"parameter {name!r}[{i}] must be a number, got {v!r}") from None
+            if not math.isfinite(v) or v <= 0 or not F32_TINY <= v <= F32_MAX:
+                raise ValueError(f"parameter {name!r}[{i}] must be > 0 and within float32's "
+                                 f"range ({F32_TINY:.3g}..{F32_MAX:.3g}), got {v}")
+    for name in ("lam_delay", "lam_energy"):
+        if float(getattr(params, name)) > MAX_PENALTY:
+            raise ValueError(f"parameter {name!r} must be <= {MAX_PENALTY:g} (rewards are summed "
+                             f"over users in float32), got {getattr(params, name)}")
+    # Imported here: the range check runs the physics (link), which imports this module.
+    from semcom_jax.physics.bounds import check_float32_range
+
+    check_float32_range(params)
     return params
 
 

@@ -168,10 +168,16 @@ def load_table(path: str | os.PathLike) -> Table:
     return Table(data=data, metadata=meta, accuracy=acc)
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _validate(arrays: dict[str, Any], meta: dict, path: str) -> None:
     def fail(msg: str):
         raise TableError(f"table {path!r}: {msg}")
 
+    if not isinstance(meta, dict):
+        fail(f"metadata must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         fail(f"metadata 'format' must be {FORMAT!r}, got {meta.get('format')!r}")
     if meta.get("version") != VERSION:
@@ -182,14 +188,30 @@ def _validate(arrays: dict[str, Any], meta: dict, path: str) -> None:
     if meta["task"] not in TASKS:
         fail(f"metadata 'task' must be one of {TASKS}, got {meta['task']!r}")
     encoders = meta["encoders"]
-    if not isinstance(encoders, list) or not encoders:
-        fail("metadata 'encoders' must be a non-empty list of names")
+    if (not isinstance(encoders, list) or not encoders
+            or not all(isinstance(e, str) and e for e in encoders)):
+        fail(f"metadata 'encoders' must be a non-empty list of names, got {encoders!r:.80}")
     k = len(encoders)
-    if not np.isfinite(float(meta["chance_score"])):
-        fail("metadata 'chance_score' must be finite")
+    chance = meta["chance_score"]
+    if not _is_number(chance) or not np.isfinite(float(chance)):
+        fail(f"metadata 'chance_score' must be a finite number, got {chance!r:.80}")
+    for key in ("encoder_compute", "encoder_feature_bits"):
+        v = meta.get(key)
+        if v is not None and (not isinstance(v, list) or not all(
+                _is_number(x) and np.isfinite(float(x)) and float(x) > 0 for x in v)):
+            fail(f"metadata {key!r} must be a list of positive numbers, got {v!r:.80}")
+    if "num_classes" in meta and not (isinstance(meta["num_classes"], int)
+                                      and not isinstance(meta["num_classes"], bool)):
+        fail(f"metadata 'num_classes' must be an integer, got {meta['num_classes']!r:.80}")
     for key in ("snr_db", "score"):
         if key not in arrays:
             fail(f"missing array {key!r}")
+    for key in ("snr_db", "score", "accuracy", "image_features", "text_features",
+                "logit_scale", "feature_dim", "labels"):
+        if key in arrays and not (np.issubdtype(np.asarray(arrays[key]).dtype, np.number)
+                                  and not np.issubdtype(np.asarray(arrays[key]).dtype,
+                                                        np.complexfloating)):
+            fail(f"array {key!r} must be numeric, got dtype {np.asarray(arrays[key]).dtype}")
     snr = np.asarray(arrays["snr_db"])
     if snr.ndim != 1 or snr.shape[0] < 2:
         fail(f"'snr_db' must be 1-D with at least 2 points, got shape {snr.shape}")

@@ -6,6 +6,8 @@ asynchronous finalisation once raced the next save here)."""
 from __future__ import annotations
 
 import os
+import shutil
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -35,3 +37,39 @@ def restore(mngr: ocp.CheckpointManager, step: int, like):
     got = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
     return jax.tree.map(lambda t, x: t if x is None else x, like, got,
                         is_leaf=lambda x: x is None)
+
+
+def restore_latest(mngr: ocp.CheckpointManager, like, where: str = "") -> tuple[int, object]:
+    """``(step, state)`` of the newest checkpoint that restores into ``like``; ``(0, like)``
+    when there is none. An unreadable newest checkpoint (truncated, corrupted) is reported in a
+    warning, and the previous one is used (the damaged one is then removed: it would block the
+    next save of its step). When none restores, nothing is removed and the error names the
+    folder (a checkpoint that does not fit ``like`` usually means an edited ``config.json``)."""
+    where = where or os.fspath(mngr.directory)
+    failed = []
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            state = restore(mngr, step, like)
+        except Exception as e:  # orbax raises many types for a damaged file
+            failed.append((step, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+            continue
+        for bad, why in failed:
+            warnings.warn(f"checkpoint {bad} of {where} cannot be restored ({why[:120]}); "
+                          f"resuming from checkpoint {step}", RuntimeWarning, stacklevel=2)
+            _remove(mngr, bad)
+        return int(step), state
+    if failed:
+        raise ValueError(f"no checkpoint of {where} can be restored into this run's state (was "
+                         "config.json edited, or are the checkpoints damaged?): "
+                         + "; ".join(f"step {s}: {w}" for s, w in failed))
+    return 0, like
+
+
+def _remove(mngr: ocp.CheckpointManager, step: int) -> None:
+    if jax.process_index() != 0:
+        return
+    try:
+        mngr.delete(step)
+    except Exception:
+        shutil.rmtree(os.path.join(os.fspath(mngr.directory), str(step)), ignore_errors=True)
+        mngr.reload()

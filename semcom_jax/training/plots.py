@@ -3,12 +3,11 @@ usage, violation rates. Written as PNG files under ``RUN/plots/``."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from semcom_jax.training.files import read_metrics
+from semcom_jax.training.files import BASELINES, read_json, read_metrics
 
 
 def series(rows, key):
@@ -30,8 +29,7 @@ def plot_run(run_dir: str) -> list[str]:
     rows = read_metrics(run_dir)
     if not rows:
         raise ValueError(f"run {run_dir!r} has no metrics yet")
-    with open(os.path.join(run_dir, "baselines.json")) as fh:
-        baselines = json.load(fh)
+    baselines = read_json(run_dir, BASELINES)
     out_dir = os.path.join(run_dir, "plots")
     os.makedirs(out_dir, exist_ok=True)
     paths = []

@@ -82,28 +82,31 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
     wall-clock budget; the summary says how many env steps were actually run, and ``resume``
     continues)."""
     run_dir = os.path.abspath(run_dir)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"run folder {run_dir!r} is a file, not a folder")
     if resume:
         config = files.load_config(run_dir)
     else:
         if config is None:
             raise ValueError("train needs a config unless resume=True")
-        if files.has_config(run_dir):
+        if files.has_config(run_dir) and files.has_progress(run_dir):
             raise ValueError(f"{run_dir!r} already holds a run: resume it with --resume, "
                              "or choose another output folder")
         config.validate()
-        files.atomic_write(os.path.join(run_dir, files.CONFIG), config.to_json())
 
+    # Built before anything is written, so a start that fails leaves no run folder behind.
     exp = Experiment(config)
     ev = exp.evaluator
+    if not resume:
+        files.start_run(run_dir, config)
     files.write_json(run_dir, files.BASELINES, ev.baselines)
     mngr = checkpoints.manager(run_dir)
     state = exp.init_state()
-    done_updates = 0
     rows: list[dict] = []
     wall_offset = 0.0
-    if resume and mngr.latest_step() is not None:
-        done_updates = int(mngr.latest_step())
-        state = checkpoints.restore(mngr, done_updates, state)
+    done_updates = 0
+    if resume:
+        done_updates, state = checkpoints.restore_latest(mngr, state, run_dir)
         rows = [r for r in files.read_metrics(run_dir) if r["update"] <= done_updates]
         wall_offset = max((r["wall_time_s"] for r in rows), default=0.0)
 
@@ -195,13 +198,11 @@ def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None
         config = dataclasses.replace(config, eval_episodes=episodes).validate()
     exp = Experiment(config, num_users, num_rbs)
     mngr = checkpoints.manager(run_dir)
-    step = mngr.latest_step()
-    if step is None:
-        mngr.close()
-        raise ValueError(f"run {run_dir!r} has no checkpoint yet")
-    state = checkpoints.restore(mngr, step, exp.init_state())
+    step, state = checkpoints.restore_latest(mngr, exp.init_state(), run_dir)
     mngr.close()
-    return exp, state, int(step)
+    if step == 0:
+        raise ValueError(f"run {run_dir!r} has no checkpoint yet")
+    return exp, state, step
 
 
 def evaluate_run(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
