@@ -3,7 +3,6 @@ the command line, run folders, tables, the Gymnasium adapter) refuses bad input 
 error that names the culprit; accepted parameters give finite numbers in float32; a damaged run
 folder is named or recovered, and a run stopped by a full disk resumes to identical results."""
 
-import errno
 import json
 import os
 import shutil
@@ -398,18 +397,19 @@ def test_disk_full_is_one_line_and_the_run_resumes_identically(finished_run, tmp
     run = tmp_path / "run"
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(TINY))
-    real_save, calls = checkpoints.save, []
+    real_usage, calls = shutil.disk_usage, []
 
-    def save_then_fill_the_disk(mngr, step, state):
-        calls.append(step)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(run / "checkpoints"))
-        real_save(mngr, step, state)
+    def disk_fills_after_the_first_checkpoint(path):
+        calls.append(path)
+        usage = real_usage(path)
+        return usage._replace(free=0) if len(calls) >= 2 else usage
 
-    monkeypatch.setattr(checkpoints, "save", save_then_fill_the_disk)
+    # The save's own free-space check sees a full disk at the second chunk.
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", disk_fills_after_the_first_checkpoint)
     err = _cli_error(capsys, ["train", "--config", str(cfg), "--out", str(run), "--no-progress"])
     assert "disk full" in err and "--resume" in err
-    monkeypatch.setattr(checkpoints, "save", real_save)
+    assert sorted(os.listdir(run / "checkpoints")) == ["1"]  # nothing half-written
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", real_usage)
     assert cli(["train", "--resume", str(run), "--no-progress"]) == 0
     assert _strip(runs.read_metrics(str(run))) == _strip(runs.read_metrics(str(finished_run)))
     for a, b in zip(_final_leaves(run), _final_leaves(finished_run)):

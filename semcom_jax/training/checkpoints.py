@@ -5,6 +5,7 @@ asynchronous finalisation once raced the next save here)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import warnings
@@ -26,8 +27,21 @@ def _non_empty(state):
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
-    mngr.save(step, args=ocp.args.StandardSave(_non_empty(state)))
-    mngr.wait_until_finished()
+    """Saves ``state`` as checkpoint ``step``. A full disk is an ``OSError(ENOSPC)`` naming the
+    folder, raised before writing when the free space cannot hold the checkpoint (orbax's own
+    failure on a full disk is a burst of tracebacks from its writer threads)."""
+    folder = os.fspath(mngr.directory)
+    need = int(1.1 * sum(x.nbytes for x in jax.tree.leaves(state))) + 2**20
+    if shutil.disk_usage(folder).free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device for a checkpoint of {need} bytes",
+                      folder)
+    try:
+        mngr.save(step, args=ocp.args.StandardSave(_non_empty(state)))
+        mngr.wait_until_finished()
+    except Exception as e:
+        if "No space left on device" in str(e) or "os_error_code='28'" in str(e):
+            raise OSError(errno.ENOSPC, "No space left on device", folder) from None
+        raise
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, like):
