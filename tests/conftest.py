@@ -4,9 +4,12 @@ XLA's persistent compilation cache is on for the session (a fresh temporary fold
 tests that rebuild the same training program several times (resume, evaluation of a finished
 run, the CLI on the same config) compile it once. Nothing is kept between sessions.
 Tests marked ``slow`` (training to a threshold, resuming runs, simulated devices, tiny CLIP and
-Stable Diffusion models) are left out by ``pytest -m "not slow"``, the fast tier.
+Stable Diffusion models) are left out by ``pytest -m "not slow"``, the fast tier. Both tiers run
+on every core (pytest-xdist, ``-n auto --dist loadfile`` in pyproject.toml: a module's tests and
+its shared fixtures stay in one worker).
 """
 
+import os
 import shutil
 import tempfile
 
@@ -16,6 +19,17 @@ _CACHE = tempfile.mkdtemp(prefix="semcom-jax-xla-cache-")
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_configure(config):
+    """The fast tier runs small programs, where XLA's compilation dominates: it compiles them
+    with the backend optimisations off (about 1.3x faster here; the slow tier, whose learning
+    tests run long programs, keeps them). Every comparison in a test is between programs
+    compiled alike. Set before the first computation initialises the backend."""
+    fast = "not slow" in (config.getoption("markexpr") or "")
+    flag = "--xla_backend_optimization_level=0"
+    if fast and flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
 
 
 def pytest_sessionfinish(session, exitstatus):
