@@ -25,3 +25,27 @@ def write_csv(path: str, rows: list[dict]) -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
+
+
+def output_folder(out: str | None, name: str) -> str:
+    """``--out`` (a folder, created) or, by default, a fresh ``runs/<name>-<time>/``, so that a
+    run never mixes with or silently skips over earlier results."""
+    if out is None:
+        out = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SystemExit(f"--out {out!r} is a file; --out names a folder")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def check_reuse(out: str, reuse: bool, what: str) -> list[str]:
+    """The entries of ``out`` that a resumable script would reuse: refused unless ``reuse``
+    (``--reuse``), and counted out loud when allowed."""
+    found = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    if found and not reuse:
+        raise SystemExit(f"{out} already holds {len(found)} entries: pass --reuse to reuse its "
+                         f"finished {what} (said out loud), or choose another --out")
+    if found:
+        print(f"--reuse: {len(found)} entries found in {out}; finished {what} are reused, "
+              "unfinished ones resumed")
+    return found

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_time, machine, write_csv  # noqa: E402
+from common import best_time, machine, output_folder, write_csv  # noqa: E402
 from numpy_env import NumpyVecEnv, random_legal_actions  # noqa: E402
 
 from semcom_jax.cli.bench import random_action_runner  # noqa: E402
@@ -74,8 +74,11 @@ def main(argv=None):
                     help="env steps per timed numpy call (at least one episode)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="U=5 and 50, num_envs 64 and 4096")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "env_throughput"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/env_throughput-<time>/; the committed "
+                         "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    a.out = os.path.join(output_folder(a.out, "env_throughput"), "env_throughput")  # file stem
     if a.quick:
         a.users, a.num_envs, a.repeats = [5, 50], [64, 4096], 2
     print(f"machine: {machine()}")

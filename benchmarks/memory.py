@@ -51,11 +51,16 @@ def main(argv=None):
     ap.add_argument("--max-rollout-gib", type=float, default=4.0,
                     help="skip points whose stored rollout (observations) alone exceeds this")
     ap.add_argument("--point", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/memory-<time>/; the committed "
+                         "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
     if a.point:
         print("RESULT" + json.dumps(point(*a.point)))
         return
-    from common import machine, write_csv
+    from common import machine, output_folder, write_csv
+
+    out = output_folder(a.out, "memory")
 
     rows = []
     from semcom_jax.env import SemComEnv
@@ -81,8 +86,8 @@ def main(argv=None):
         print(f"U={row['num_users']!s:>8} num_envs={n:6d}  peak RSS {row['peak_rss_gib']:.2f} GiB"
               + (f"  device {row['peak_device_gib']:.2f} GiB" if row["peak_device_gib"] else ""),
               flush=True)
-        write_csv(os.path.join(HERE, "results", "memory.csv"), rows)
-    plot(rows, os.path.join(HERE, "results", "memory.png"))
+        write_csv(os.path.join(out, "memory.csv"), rows)
+    plot(rows, os.path.join(out, "memory.png"))
 
 
 def plot(rows, path):

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import best_time, machine, write_csv
+from common import best_time, machine, output_folder, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL_CLIP = {  # (patch, width, layers, heads, mlp, projection) of OpenAI's vision towers
@@ -51,7 +51,11 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps of a regeneration")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--sd-real-step", action="store_true")
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/table_build_time-<time>/; the "
+                         "committed figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    folder = output_folder(a.out, "table_build_time")
 
     import transformers
 
@@ -102,7 +106,7 @@ def main(argv=None):
     for r in rows:
         r["machine"] = machine()
         print(f"{r['model']:32s} {r['stage']:36s} {r['size']:>14s} {r['s_per_image'] * 1e3:10.2f} ms/image")
-    out = os.path.join(HERE, "results", "table_build_time.csv")
+    out = os.path.join(folder, "table_build_time.csv")
     write_csv(out, rows)
     print(out)
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_time, machine, write_csv  # noqa: E402
+from common import best_time, machine, output_folder, write_csv  # noqa: E402
 
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.agents.ppo import PPO  # noqa: E402
@@ -71,8 +71,11 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--obs", default="paper", choices=("paper", "full"))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "train_throughput"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/train_throughput-<time>/; the committed "
+                         "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    a.out = os.path.join(output_folder(a.out, "train_throughput"), "train_throughput")  # file stem
     if a.quick:
         a.num_envs, a.target_env_steps, a.repeats = [256, 2048], 5e5, 1
     peak = matmul_flops_per_s()

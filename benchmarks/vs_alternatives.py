@@ -32,7 +32,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import machine, write_csv  # noqa: E402
+from common import machine, output_folder, write_csv  # noqa: E402
 from env_throughput import bench_jax, bench_numpy  # noqa: E402
 
 from semcom_jax.training import runs  # noqa: E402
@@ -151,8 +151,11 @@ def main(argv=None):
     ap.add_argument("--sb3-seconds", type=float, default=300.0)
     ap.add_argument("--ours-steps", type=int, default=3_000_000)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "vs_alternatives"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/vs_alternatives-<time>/; the committed "
+                         "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    a.out = os.path.join(output_folder(a.out, "vs_alternatives"), "vs_alternatives")  # file stem
     if a.quick:
         a.sb3_seconds, a.ours_steps = 40.0, 1_024_000
     print(f"machine: {machine()}")

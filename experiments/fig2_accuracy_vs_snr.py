@@ -20,7 +20,7 @@ from semcom_jax.tables import default_table_path, load_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
-from common import write_csv  # noqa: E402
+from common import output_folder, write_csv  # noqa: E402
 
 
 def plot_table(path: str, out_dir: str) -> list[str]:
@@ -71,8 +71,11 @@ def plot_table(path: str, out_dir: str) -> list[str]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", nargs="+", default=[default_table_path()])
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "fig2"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/fig2_accuracy_vs_snr-<time>/; the committed "
+                         "figures: --out experiments/results/fig2)")
     a = ap.parse_args(argv)
+    a.out = output_folder(a.out, "fig2_accuracy_vs_snr")
     for path in a.table:
         for p in plot_table(path, a.out):
             print(p)

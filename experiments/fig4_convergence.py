@@ -42,7 +42,7 @@ from semcom_jax.agents.config import TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
-from common import machine, write_csv  # noqa: E402
+from common import check_reuse, machine, output_folder, write_csv  # noqa: E402
 
 ALGOS = ("ppo", "sac", "dqn")
 EVAL_EVERY = 102_400  # env steps between evaluations, the same grid for every algorithm
@@ -66,7 +66,9 @@ def run_one(cfg: TrainConfig, run_dir: str) -> None:
             raise SystemExit(f"{run_dir} holds a run of another config; remove it or use --out")
         summary = os.path.join(run_dir, "summary.json")
         if os.path.exists(summary) and json.load(open(summary))["updates"] >= cfg.num_updates:
+            print(f"reused: {run_dir} (finished)")
             return
+        print(f"resumed: {run_dir}")
         runs.train(None, run_dir, resume=True)
     else:
         runs.train(cfg, run_dir)
@@ -155,8 +157,15 @@ def main(argv=None):
     ap.add_argument("--total-steps", type=int, default=3_000_000)
     ap.add_argument("--obs", nargs="+", default=["paper", "full"], choices=("paper", "full"))
     ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "fig4"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/fig4_convergence-<time>/; the "
+                         "committed figures: --out experiments/results/fig4)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse (and resume) the run folders already in --out, said out loud")
     a = ap.parse_args(argv)
+    if a.out is not None:
+        check_reuse(a.out, a.reuse, "runs")
+    a.out = output_folder(a.out, "fig4_convergence")
     if "ppo" not in a.algos:
         raise SystemExit("--algos must include ppo (the ratios are PPO's)")
     all_rows = []

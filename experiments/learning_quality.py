@@ -25,7 +25,7 @@ from semcom_jax.agents.config import TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
-from common import machine, write_csv  # noqa: E402
+from common import check_reuse, machine, output_folder, write_csv  # noqa: E402
 
 
 def main(argv=None):
@@ -35,11 +35,18 @@ def main(argv=None):
     ap.add_argument("--obs", nargs="+", default=["paper", "full"])
     ap.add_argument("--runs", nargs="+", default=["seeds", "alone"], choices=("seeds", "alone"))
     ap.add_argument("--network", default=TrainConfig().network, choices=("per_rb", "set", "mlp"))
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "learning"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/learning_quality-<time>/; the "
+                         "committed figures: --out experiments/results/learning)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the rows of --out's CSV for modes not rerun now (said out loud)")
     a = ap.parse_args(argv)
+    if a.out is not None:
+        check_reuse(a.out, a.reuse, "rows")
+    a.out = output_folder(a.out, "learning_quality")
     csv_path = os.path.join(a.out, "learning_quality.csv")
     rows = []
-    if os.path.exists(csv_path):  # keep the rows of modes not rerun now
+    if os.path.exists(csv_path):  # --reuse: keep the rows of modes not rerun now
         import csv
         with open(csv_path) as fh:
             rows = [r for r in csv.DictReader(fh)
@@ -50,6 +57,7 @@ def main(argv=None):
                     r[k] = None if v == "" else int(float(v))
                 elif k not in ("obs_mode", "run", "machine", "ceiling"):
                     r[k] = None if v == "" else float(v)
+        print(f"--reuse: kept {len(rows)} rows of {csv_path}")
     for obs in a.obs:
         for tag, seeds in (("seeds", a.seeds), ("alone", 1)):
             if tag not in a.runs:

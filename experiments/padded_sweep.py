@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
-from common import machine, write_csv  # noqa: E402
+from common import machine, output_folder, write_csv  # noqa: E402
 
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.training.sweep import SizeSweep  # noqa: E402
@@ -37,8 +37,11 @@ def main(argv=None):
     ap.add_argument("--ratio", type=int, default=2, help="Q = ratio * U")
     ap.add_argument("--budget", type=int, default=300_000, help="env steps per size")
     ap.add_argument("--num-envs", type=int, default=64)
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "scaling"))
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a fresh runs/padded_sweep-<time>/; the committed "
+                         "figures: --out experiments/results/scaling)")
     a = ap.parse_args(argv)
+    a.out = output_folder(a.out, "padded_sweep")
     sizes = [(u, a.ratio * u) for u in a.users]
     cfg = TrainConfig(num_envs=a.num_envs, episodes_per_rollout=1, total_env_steps=a.budget)
     sweep = SizeSweep(cfg, sizes)

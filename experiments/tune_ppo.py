@@ -1,29 +1,59 @@
-"""Quick PPO tuning: trains one seed per config spec and prints the held-out normalised score
-every chunk, the wall time to 0.9 (first chunk, i.e. compile, excluded) and env steps/s.
+"""Quick PPO tuning: one seed per config, its held-out score every chunk, time to 0.9, steps/s.
+(The first chunk, i.e. compilation, is excluded from the times.)
 
-    python experiments/tune_ppo.py "obs_mode='full', network='mlp'" "obs_mode='full'"
+    python experiments/tune_ppo.py '{"obs_mode": "full", "network": "mlp"}' '{"obs_mode": "full"}'
 
-Each argument is a list of TrainConfig keyword arguments.
+Each argument is a JSON object of TrainConfig keys (validated as a config file is).
 """
 
-import time, jax, sys, json
+import argparse
+import json
+import time
+
+import jax
+
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.training.experiment import Experiment
-def main(specs):
-  for spec in specs:
-    kw = eval("dict(" + spec + ")")
-    cfg = TrainConfig(**kw)
+
+
+def tune(cfg: TrainConfig) -> dict:
     exp = Experiment(cfg)
-    st = exp.init_state()
-    st, m, e = exp.run_chunk(st, cfg.chunk_updates)  # compile
+    chunk = cfg.updates_per_chunk
+    chunks = cfg.num_updates // chunk
+    if chunks < 2:
+        raise SystemExit(f"{cfg.num_updates} updates make fewer than 2 chunks of {chunk}: "
+                         "raise total_env_steps or lower chunk_updates")
+    st, _, _ = exp.run_chunk(exp.init_state(), chunk)  # compile
     jax.block_until_ready(st)
-    t = time.time(); t09 = None; hist = []
-    for i in range(1, cfg.num_updates // cfg.chunk_updates):
-        st, m, e = exp.run_chunk(st, cfg.chunk_updates)
-        v = float(e['eval_normalised'][0]); hist.append(round(v, 3))
-        if t09 is None and v >= 0.9: t09 = time.time() - t
+    t, t09, hist = time.time(), None, []
+    for _ in range(1, chunks):
+        st, _, e = exp.run_chunk(st, chunk)
+        v = float(e["eval_normalised"][0])
+        hist.append(round(v, 3))
+        if t09 is None and v >= 0.9:
+            t09 = time.time() - t
     dt = time.time() - t
-    print(spec, "| final", hist[-1], "| max", max(hist), "| t09", t09, "| steps/s", round((cfg.num_updates // cfg.chunk_updates - 1) * cfg.chunk_updates * cfg.steps_per_update / dt), "|", hist[::4], flush=True)
+    return {"final": hist[-1], "max": max(hist), "wall_s_to_0.9": t09,
+            "steps_per_s": round((chunks - 1) * chunk * cfg.steps_per_update / dt),
+            "every_4th_eval": hist[::4]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("configs", nargs="+", metavar="JSON",
+                    help='TrainConfig keys as a JSON object, e.g. \'{"obs_mode": "full"}\'')
+    a = ap.parse_args(argv)
+    for text in a.configs:
+        try:
+            keys = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"not a JSON object of config keys: {text!r} ({e})") from None
+        try:
+            cfg = TrainConfig.from_dict(keys)
+        except ValueError as e:
+            raise SystemExit(f"{text}: {e}") from None
+        print(text, "|", json.dumps(tune(cfg)), flush=True)
+
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

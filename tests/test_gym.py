@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from semcom_jax.env.gym_adapter import ENV_ID, SemComGymEnv, SemComVectorEnv
+from semcom_jax.env.gym_adapter import ENV_ID, SemComGymEnv, SemComVectorEnv, action_masks
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"num_users": 6, "num_rbs": 4, "obs_mode": "full"}])
@@ -43,3 +43,61 @@ def test_vector_env_steps_and_autoresets():
     obs, r, term, trunc, info = venv.step(np.ones(4, np.int64))
     assert term.all() and "final_obs" in info
     assert obs["action_mask"].all()  # fresh episodes
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_check_env_through_gym_make_wrappers(flatten):
+    env = gym.make(ENV_ID, num_users=3, num_rbs=4, flatten=flatten)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Gymnasium's checker itself advises checking the unwrapped env; everything else errors.
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped version")
+        check_env(env)
+    obs, info = env.reset(seed=3)
+    mask = action_masks(env)  # through OrderEnforcing / PassiveEnvChecker
+    assert mask.dtype == bool and mask.shape == (env.action_space.n,)
+    if flatten:
+        assert obs.shape == env.observation_space.shape
+        np.testing.assert_array_equal(info["action_mask"], mask)
+    else:
+        np.testing.assert_array_equal(obs["action_mask"].astype(bool), mask)
+    a = int(np.flatnonzero(mask)[0])
+    env.step(a)
+    assert not action_masks(env)[a]  # its RB is taken now
+
+
+def test_make_vec_entry_point_masks_and_final_info():
+    venv = gym.make_vec(ENV_ID, num_envs=5, vectorization_mode="vector_entry_point",
+                        num_users=2, num_rbs=3, flatten=True)
+    assert isinstance(venv, SemComVectorEnv) and venv.num_envs == 5
+    obs, info = venv.reset(seed=0)
+    assert obs.shape == (5, venv.single_observation_space.shape[0])
+    assert venv.action_masks().shape == (5, venv.single_action_space.n)
+    venv.step(np.zeros(5, np.int64))
+    masks = venv.action_masks()
+    assert not masks[:, 0].any() and masks[:, 1].all()  # RB 0 taken in every env
+    obs, r, term, trunc, info = venv.step(np.ones(5, np.int64))
+    assert term.all() and info["_final_info"].all() and info["_final_obs"].all()
+    np.testing.assert_array_equal(info["final_info"]["served"], np.ones(5, bool))
+    assert venv.action_masks().all() and venv.observation_space.contains(obs)
+
+
+def test_an_agent_ignoring_the_mask_is_warned_once():
+    env = SemComGymEnv(num_users=3, num_rbs=4)
+    env.reset(seed=0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        for _ in range(3000):  # action 0 every step: illegal from the second user on
+            _, _, term, _, _ = env.step(0)
+            if term:
+                env.reset()
+    hits = [w for w in rec if "illegal" in str(w.message)]
+    assert len(hits) == 1 and "action_mask" in str(hits[0].message)
+    quiet = SemComGymEnv(num_users=3, num_rbs=4)
+    quiet.reset(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # legal play never warns
+        for _ in range(1500):
+            _, _, term, _, _ = quiet.step(int(np.flatnonzero(quiet.action_masks())[-1]))
+            if term:
+                quiet.reset()

@@ -172,7 +172,7 @@ BAD_CONFIG = [
     ({"table": "/no/such/table.npz"}, "table"),
     ({"obs_mode": "partial"}, "obs_mode"),
     ({"learning_rate": 0.1}, "learning_rate"),
-    ({"chunk_updates": 0}, "chunk_updates"),
+    ({"chunk_updates": -1}, "chunk_updates"),
 ]
 
 

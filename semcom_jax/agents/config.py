@@ -23,11 +23,13 @@ OBJECTIVES = ("clip", "kl")
 # regime for SAC and DQN; network sizes are the same for all three.
 ALGO_DEFAULTS: dict = {
     "ppo": {},
-    "sac": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
-            "chunk_updates": 100},
-    "dqn": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
-            "chunk_updates": 100},
+    "sac": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0},
+    "dqn": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0},
 }
+# chunk_updates = 0 (auto): about AUTO_EVALUATIONS evaluations per run, and at most this many
+# updates per chunk (an off-policy update is a short rollout, so its chunks hold more of them).
+AUTO_EVALUATIONS = 20
+AUTO_CHUNK_MAX = {"ppo": 10, "sac": 100, "dqn": 100}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +84,9 @@ class TrainConfig:
     eval_episodes: int = 1024
     eval_seed: int = 12345
     ceiling_draws: int = 256  # Monte-Carlo draws per held-out episode for the paper ceiling; 0: off
-    chunk_updates: int = 10  # updates per compiled call: progress bar, metrics and checkpoints
+    # Updates per compiled call; after each: held-out evaluation, metrics, checkpoint, progress.
+    # 0 = auto (see updates_per_chunk); the CLI's --eval-every STEPS sets it from env steps.
+    chunk_updates: int = 0
     devices: int = 0  # devices the env batch is split over; 0 = all local (see sharding.py)
 
     @classmethod
@@ -122,6 +126,14 @@ class TrainConfig:
     @property
     def num_updates(self) -> int:
         return max(1, self.total_env_steps // self.steps_per_update)
+
+    @property
+    def updates_per_chunk(self) -> int:
+        """``chunk_updates``, or when 0 about ``AUTO_EVALUATIONS`` evaluations per run (at least
+        one update, at most ``AUTO_CHUNK_MAX[algo]`` per chunk)."""
+        if self.chunk_updates > 0:
+            return self.chunk_updates
+        return max(1, min(self.num_updates // AUTO_EVALUATIONS, AUTO_CHUNK_MAX[self.algo]))
 
     @property
     def minibatch_size(self) -> int:
@@ -192,9 +204,9 @@ class TrainConfig:
             elif isinstance(v, float):
                 need(math.isfinite(v), f.name, "must be finite")
         for name in ("num_users", "num_rbs", "num_envs", "episodes_per_rollout", "total_env_steps",
-                     "update_epochs", "num_minibatches", "num_seeds", "eval_episodes",
-                     "chunk_updates"):
+                     "update_epochs", "num_minibatches", "num_seeds", "eval_episodes"):
             need(getattr(self, name) >= 1, name, "must be >= 1")
+        need(self.chunk_updates >= 0, "chunk_updates", "must be >= 0 (0 = auto)")
         for name in ("seed", "eval_seed"):
             need(getattr(self, name) >= 0, name, f"must lie in [0, {MAX_INT}]")
         need(self.num_envs * self.num_steps <= MAX_INT, "num_envs",

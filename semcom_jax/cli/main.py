@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -22,10 +23,14 @@ _TRAIN_FLAGS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="semcom-jax", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="semcom-jax",
+        description="semcom_jax: train and evaluate agents on the CLIP semantic-communication "
+                    "downlink, compute baselines, build task tables, measure throughput.",
+        epilog="Run 'semcom-jax VERB --help' for a verb's options. The main job: semcom-jax train")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an error instead of its one-line message")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="VERB", title="verbs")
 
     t = sub.add_parser("train", help="train an agent (the main job); defaults from SPEC")
     t.add_argument("--config", help="JSON or YAML file of TrainConfig keys (flags override it)")
@@ -51,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap")
     t.add_argument("--seed", type=int)
     t.add_argument("--lr", type=float)
-    t.add_argument("--chunk-updates", type=int)
+    t.add_argument("--chunk-updates", type=int,
+                   help="updates between evaluations/checkpoints (default 0 = auto, ~20 per run)")
+    t.add_argument("--eval-every", type=int, metavar="STEPS",
+                   help="evaluate (and checkpoint) every STEPS env steps, rounded to whole "
+                        "updates (sets chunk_updates)")
     t.add_argument("--eval-episodes", type=int)
     t.add_argument("--devices", type=int,
                    help="devices to split the env batch over (default 0 = all local devices)")
@@ -143,7 +152,28 @@ def _train_config(args):
             data[k] = json.loads(v)
         except json.JSONDecodeError:
             data[k] = v
-    return TrainConfig.from_dict(data)
+    cfg = TrainConfig.from_dict(data)
+    if args.eval_every is not None:
+        if args.chunk_updates is not None:
+            raise ValueError("give --eval-every or --chunk-updates, not both")
+        if args.eval_every < 1:
+            raise ValueError(f"--eval-every must be >= 1 env step, got {args.eval_every}")
+        chunk = max(1, round(args.eval_every / cfg.steps_per_update))
+        if chunk * cfg.steps_per_update != args.eval_every:
+            print(f"note: --eval-every {args.eval_every:,} rounded to {chunk} update(s) of "
+                  f"{cfg.steps_per_update:,} env steps = every {chunk * cfg.steps_per_update:,}")
+        cfg = dataclasses.replace(cfg, chunk_updates=chunk).validate()
+    return cfg
+
+
+def _budget_note(cfg) -> str:
+    """What a budget that is not a whole number of updates actually runs."""
+    ran = cfg.num_updates * cfg.steps_per_update
+    if ran == cfg.total_env_steps:
+        return ""
+    return (f"note: total_env_steps {cfg.total_env_steps:,} is not a whole number of updates "
+            f"({cfg.num_envs} envs x {cfg.num_steps} steps = {cfg.steps_per_update:,} env steps "
+            f"each): running {cfg.num_updates} updates = {ran:,} env steps")
 
 
 def main(argv=None) -> int:
@@ -197,7 +227,7 @@ def _run(args) -> int:
         from semcom_jax.training import runs
 
         if args.resume:
-            changed = _changes_on_resume(args)
+            changed = _changes_on_resume(args) + ["--eval-every"] * (args.eval_every is not None)
             if changed:
                 raise ValueError(
                     f"--resume continues {args.resume!r} with its own config.json; "
@@ -209,11 +239,10 @@ def _run(args) -> int:
             run_dir = args.out or os.path.join(
                 "runs", f"{cfg.algo}-U{cfg.num_users}-Q{cfg.num_rbs}-{cfg.obs_mode}-"
                         f"{time.strftime('%Y%m%d-%H%M%S')}")
+            if _budget_note(cfg):
+                print(_budget_note(cfg))
             summary = runs.train(cfg, run_dir, progress=not args.no_progress)
-        print(json.dumps({k: summary[k] for k in ("env_steps", "wall_time_s",
-                                                  "final_eval_normalised",
-                                                  "final_eval_normalised_ceiling", "ceiling",
-                                                  "wall_time_to_0.9_s")}, indent=2))
+        _print_summary(run_dir, summary)
         print(f"results: {os.path.abspath(run_dir)} (metrics.csv, summary.json)")
         print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots', 'learning_curve.png')}")
         return 0
@@ -267,6 +296,22 @@ def _run(args) -> int:
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
         return 0
     raise AssertionError(args.cmd)
+
+
+def _print_summary(run_dir: str, summary: dict) -> None:
+    """The run's figures, then the final greedy policy against every baseline."""
+    from semcom_jax.baselines import report
+    from semcom_jax.training import files
+
+    print(json.dumps({k: summary[k] for k in ("env_steps", "wall_time_s", "final_eval_normalised",
+                                              "final_eval_normalised_ceiling", "ceiling",
+                                              "wall_time_to_0.9_s")}, indent=2))
+    if summary.get("final_policy"):
+        table = {**summary["final_policy"], **files.read_json(run_dir, files.BASELINES)}
+        names = [k[len("share "):] for k in files.read_metrics(run_dir)[0]
+                 if k.startswith("share ")]
+        print(f"held-out episodes ({summary['env_steps']:,} env steps trained):")
+        print(report.format_report(table, names))
 
 
 def _tables(args) -> int:

@@ -59,6 +59,7 @@ from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, Termin
 from semcom_jax.env.types import (ABSENT, CONTEXT_FEATURES, CURRENT, PENDING, RB_FEATURES,
                                   SERVED, UNSERVED, USER_FEATURES, EnvState, Instance,
                                   Observation)
+from semcom_jax.env import spaces
 from semcom_jax.physics import channel, link
 from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
 from semcom_jax.tables.format import Table, load_default_table
@@ -174,7 +175,10 @@ class SemComEnv:
 
     # ------------------------------------------------------------------ API
 
-    def reset(self, key: jax.Array, params: EnvParams) -> tuple[Observation, EnvState]:
+    def reset(self, key: jax.Array,
+              params: Optional[EnvParams] = None) -> tuple[Observation, EnvState]:
+        """A new episode; ``params=None`` means ``default_params`` (as in gymnax)."""
+        params = self.default_params if params is None else params
         return self.reset_to(self.generator(key, params), params)
 
     def reset_state(self, key: jax.Array, params: EnvParams) -> EnvState:
@@ -194,8 +198,10 @@ class SemComEnv:
             self._sample_batch = jax.jit(jax.vmap(self.generator, (0, None)))
         return self._sample_batch(jax.random.split(key, num), params)
 
-    def step(self, key: jax.Array, state: EnvState, action, params: EnvParams):
-        """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers)."""
+    def step(self, key: jax.Array, state: EnvState, action, params: Optional[EnvParams] = None):
+        """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers);
+        ``params=None`` means ``default_params``."""
+        params = self.default_params if params is None else params
         new_state, reward, done, info = self.transition(key, state, action, params)
         return self.observation(new_state, params), new_state, reward, done, info
 
@@ -253,6 +259,22 @@ class SemComEnv:
                            user_features=self._user_features(state.instance, params),
                            user_status=self._user_status(state, n_users),
                            context=self._context(state, params, n_users, n_rbs))
+
+    def action_space(self, params: Optional[EnvParams] = None) -> spaces.Discrete:
+        """``Discrete(A)``: ``k * Q + q``, or the "no RB" action ``K * Q``."""
+        return spaces.Discrete(self.num_actions)
+
+    def observation_space(self, params: Optional[EnvParams] = None) -> spaces.Dict:
+        """One space per :class:`Observation` field, with its shape and dtype."""
+        u, q, mode, b = self.num_users, self.num_rbs, self.obs_mode, spaces.FEATURE_BOUND
+        return spaces.Dict({
+            "features": spaces.Box(-b, b, (self.observation_size,)),
+            "rb_features": spaces.Box(-b, b, (q, RB_FEATURES)),
+            "action_mask": spaces.Box(0, 1, (self.num_actions,), jnp.bool_),
+            "user_features": spaces.Box(-b, b, (u, USER_FEATURES[mode])),
+            "user_status": spaces.Box(0, spaces.NUM_STATUS - 1, (u,), jnp.int32),
+            "context": spaces.Box(-b, b, (CONTEXT_FEATURES[mode],)),
+        })
 
     def example_observation(self, batch: int = 1) -> Observation:
         """Zeros shaped like a batch of observations (to initialise a network)."""

@@ -94,7 +94,8 @@ class PaddedSemComEnv(SemComEnv):
     def active_sizes(self, state: PaddedState):
         return state.active_users, state.active_rbs
 
-    def reset(self, key, params) -> tuple[Observation, PaddedState]:
+    def reset(self, key, params=None) -> tuple[Observation, PaddedState]:
+        params = self.default_params if params is None else params
         state = self.reset_state(key, params)
         return self.observation(state, params), state
 

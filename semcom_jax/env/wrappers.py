@@ -10,6 +10,8 @@ step, as a generic per-env auto-reset (:class:`AutoResetEnv`) must do under ``vm
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -31,10 +33,13 @@ class AutoResetEnv:
     def __init__(self, env: SemComEnv):
         self.env = env
 
-    def reset(self, key, params: EnvParams):
+    def __getattr__(self, name):  # num_actions, spaces, default_params, ... of the env
+        return getattr(self.env, name)
+
+    def reset(self, key, params: Optional[EnvParams] = None):
         return self.env.reset(key, params)
 
-    def step(self, key, state: EnvState, action, params: EnvParams):
+    def step(self, key, state: EnvState, action, params: Optional[EnvParams] = None):
         k_step, k_reset = jax.random.split(key)
         obs, new_state, reward, done, info = self.env.step(k_step, state, action, params)
         obs_r, state_r = self.env.reset(k_reset, params)
@@ -80,3 +85,47 @@ class VecEnv:
         obs = jax.vmap(self.env.observation, (0, None))(states, params)
         clock = jnp.where(episode_over, 0, vstate.clock + 1).astype(jnp.int32)
         return obs, VecState(env_state=states, clock=clock), reward, done, info
+
+
+@struct.dataclass
+class LogState:
+    env_state: Any
+    episode_return: jnp.ndarray  # () float32, return of the episode so far
+    episode_length: jnp.ndarray  # () int32
+    returned_episode_return: jnp.ndarray  # () float32, return of the last finished episode
+    returned_episode_length: jnp.ndarray  # () int32
+
+
+class LogWrapper:
+    """Episode statistics in ``info`` (PureJaxRL's ``LogWrapper`` convention):
+    ``returned_episode_returns`` / ``returned_episode_lengths`` (the last finished episode's)
+    and ``returned_episode`` (True on the step that finishes one). Wrap an auto-resetting env
+    (``LogWrapper(AutoResetEnv(env))``) so that episodes follow one another."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, key, params: Optional[EnvParams] = None):
+        obs, env_state = self.env.reset(key, params)
+        zero_f, zero_i = jnp.float32(0.0), jnp.int32(0)
+        return obs, LogState(env_state, zero_f, zero_i, zero_f, zero_i)
+
+    def step(self, key, state: LogState, action, params: Optional[EnvParams] = None):
+        obs, env_state, reward, done, info = self.env.step(key, state.env_state, action, params)
+        ret = state.episode_return + reward
+        length = state.episode_length + 1
+        new = LogState(
+            env_state=env_state,
+            episode_return=jnp.where(done, 0.0, ret).astype(jnp.float32),
+            episode_length=jnp.where(done, 0, length).astype(jnp.int32),
+            returned_episode_return=jnp.where(done, ret, state.returned_episode_return)
+            .astype(jnp.float32),
+            returned_episode_length=jnp.where(done, length, state.returned_episode_length)
+            .astype(jnp.int32),
+        )
+        info = dict(info, returned_episode_returns=new.returned_episode_return,
+                    returned_episode_lengths=new.returned_episode_length, returned_episode=done)
+        return obs, new, reward, done, info

@@ -34,26 +34,42 @@ def plot_run(run_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, key, base_key, title in (
-            (axes[0], "eval_return", "return", "held-out expected return (greedy policy)"),
-            (axes[1], "eval_normalised", "normalised", "normalised score (0 random, 1 optimum)")):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    panels = (
+        (axes[0], "eval_return", "train_return", "return",
+         "expected return per episode (eq. 11)", "return"),
+        (axes[1], "eval_normalised", "train_normalised", "normalised",
+         "normalised (0 random, 1 optimum)", "normalised score"),
+    )
+    fixed = [k for k in baselines if k.startswith("fixed ")]
+    for ax, key, train_key, base_key, ylabel, title in panels:
         x, m = series(rows, key)
-        mean = np.nanmean(m, axis=1)
-        ax.plot(x, mean, color="C0", label=f"policy (mean of {m.shape[1]} seeds)")
-        if m.shape[1] > 1:
-            ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0", alpha=0.25,
-                            label="min-max over seeds")
-        for name, style in (("optimum", "k--"), ("paper ceiling", "m--"), ("greedy", "g:"),
-                            ("random", "r-.")):
+        n = m.shape[1]
+        seeds = f"{n} seed" + ("s" if n != 1 else "")
+        xt, mt = series(rows, train_key)
+        if len(xt):
+            ax.plot(xt, np.nanmean(mt, axis=1), color="C0", alpha=0.35, linewidth=1,
+                    label=f"training (sampled actions, per update; mean of {seeds})")
+        ax.plot(x, np.nanmean(m, axis=1), color="C0", marker="o", markersize=4,
+                label=f"held-out, greedy (mean of {seeds}; {len(x)} evaluations)")
+        if n > 1:
+            ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0",
+                            alpha=0.2, label="min-max over seeds")
+        lines = [("optimum", "k", "--"), ("paper ceiling", "m", "--"), ("greedy", "g", ":")]
+        lines += [(name, f"C{4 + i}", (0, (1, 1))) for i, name in enumerate(fixed)]
+        lines += [("random", "r", "-.")]
+        for name, color, style in lines:
             if name in baselines:  # the paper ceiling only for the paper observation
-                ax.axhline(baselines[name][base_key], linestyle=style[1:], color=style[0],
-                           label=name)
-        ax.set_xlabel("env steps")
+                ax.axhline(baselines[name][base_key], linestyle=style, color=color,
+                           linewidth=1.2, label=name + (" (optimal RBs, full information)"
+                                                        if name.startswith("fixed ") else ""))
+        ax.set_xlabel("env steps (one step = one user's decision)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     paths.append(os.path.join(out_dir, "learning_curve.png"))
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
@@ -77,9 +93,10 @@ def _metric_vs_optimum(plt, rows, out_dir, name, curves, ylabel, title) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (key, label, optimum) in enumerate(curves):
         x, m = series(rows, key)
-        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", label=label)
+        ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", marker="o", markersize=2.5,
+                label=label)
         ax.axhline(optimum, color=f"C{i}", linestyle=":", alpha=0.7)
-    ax.set_xlabel("env steps")
+    ax.set_xlabel("env steps (one step = one user's decision)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)

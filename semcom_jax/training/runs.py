@@ -3,7 +3,7 @@
 A run folder holds ``config.json``, ``baselines.json``, ``metrics.csv`` and ``metrics.jsonl``
 (one row per update and seed), ``checkpoints/`` (orbax), ``summary.json`` and ``plots/``
 (:mod:`semcom_jax.training.files`). Training runs the compiled loop in chunks of
-``chunk_updates`` updates; after each chunk the metrics are written and then the whole runner
+``updates_per_chunk`` updates; after each chunk the metrics are written and then the whole runner
 state is checkpointed, so a killed run resumes (``resume=True``) from its last chunk and, on the
 CPU, ends with exactly the parameters and metrics of an uninterrupted run.
 """
@@ -121,12 +121,13 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
                    dynamic_ncols=True)
     wall = wall_offset  # compute time of the chunks (training, evaluation, compilation)
     chunks = 0
+    evals = None
     while done_updates < total:
         if max_chunks is not None and chunks >= max_chunks:
             break
         if time_limit_s is not None and wall >= time_limit_s:
             break
-        n = min(config.chunk_updates, total - done_updates)
+        n = min(config.updates_per_chunk, total - done_updates)
         t0 = time.perf_counter()
         state, metrics, evals = exp.run_chunk(state, n)
         jax.block_until_ready(state)
@@ -148,14 +149,32 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
     if bar is not None:
         bar.close()
     mngr.close()
-    summary = summarise(run_dir, config, rows, ev)
+    summary = summarise(run_dir, config, rows, ev, evals)
     if done_updates >= total and jax.process_index() == 0:
         from semcom_jax.training.plots import plot_run
         plot_run(run_dir)
     return summary
 
 
-def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator) -> dict:
+def policy_report(evals, algo: str) -> dict:
+    """The greedy policy's row of a report (means over seeds) from an evaluation's figures."""
+    evals = jax.tree.map(np.asarray, evals)
+    return {f"policy ({algo.upper()})": {
+        "return": float(np.mean(evals["eval_return"])),
+        "normalised": float(np.mean(evals["eval_normalised"])),
+        "normalised_per_seed": [float(x) for x in np.ravel(evals["eval_normalised"])],
+        "normalised_ceiling": float(np.mean(evals["eval_normalised_ceiling"])),
+        "delay_violation_rate": float(np.mean(evals["eval_delay_violation_rate"])),
+        "energy_violation_rate": float(np.mean(evals["eval_energy_violation_rate"])),
+        "unserved_rate": float(np.mean(evals["eval_unserved_rate"])),
+        "encoder_share": np.mean(evals["eval_encoder_share"], axis=0).tolist(),
+    }}
+
+
+def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator,
+              last_evals=None) -> dict:
+    """``summary.json``; ``last_evals`` (the last chunk's evaluation, when one ran) adds the
+    policy's full report row (violations, encoder shares) as ``final_policy``."""
     last_update = max((r["update"] for r in rows), default=0)
     final = [r for r in rows if r["update"] == last_update]
     evals = [r for r in rows if r["eval_normalised"] is not None]
@@ -180,6 +199,8 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
                                      if final else None),
         "wall_time_to_0.9_s": first_09["wall_time_s"] if first_09 else None,
         "env_steps_to_0.9": first_09["env_steps"] if first_09 else None,
+        "final_policy": (policy_report(last_evals, config.algo) if last_evals is not None
+                         else None),
         "baselines": {k: {"return": v["return"], "normalised": v["normalised"],
                           "normalised_ceiling": v["normalised_ceiling"],
                           "unserved_rate": v["unserved_rate"]}
@@ -210,17 +231,6 @@ def evaluate_run(run_dir: str, num_users: int | None = None, num_rbs: int | None
     """Re-evaluates the last checkpoint of a run on held-out episodes, with the baselines: the
     run's own size, or (size-free network) ``num_users`` users on ``num_rbs`` RBs, zero-shot."""
     exp, state, step = load_trained(run_dir, num_users, num_rbs, episodes)
-    ev = exp.evaluate(state)
-    report = dict(exp.evaluator.baselines)
-    report = {f"policy ({exp.config.algo.upper()})": {
-        "return": float(np.mean(ev["eval_return"])),
-        "normalised": float(np.mean(ev["eval_normalised"])),
-        "normalised_per_seed": [float(x) for x in np.ravel(ev["eval_normalised"])],
-        "normalised_ceiling": float(np.mean(ev["eval_normalised_ceiling"])),
-        "delay_violation_rate": float(np.mean(ev["eval_delay_violation_rate"])),
-        "energy_violation_rate": float(np.mean(ev["eval_energy_violation_rate"])),
-        "unserved_rate": float(np.mean(ev["eval_unserved_rate"])),
-        "encoder_share": np.mean(ev["eval_encoder_share"], axis=0).tolist(),
-    }, **report}
+    report = {**policy_report(exp.evaluate(state), exp.config.algo), **exp.evaluator.baselines}
     return {"update": step, "report": report, "encoders": exp.env.encoder_names,
             "num_users": exp.eval_env.num_users, "num_rbs": exp.eval_env.num_rbs}

@@ -1,0 +1,89 @@
+"""What a user sees around a run: evaluation points, budgets that round, the console summary,
+every script's --help, output folders that never silently reuse earlier results."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from semcom_jax.agents.config import TrainConfig
+from semcom_jax.cli import main as cli
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import common  # noqa: E402  (benchmarks/common.py)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+@pytest.mark.parametrize("total", [100_000, 3_000_000])
+def test_auto_chunks_give_enough_evaluation_points(algo, total):
+    cfg = TrainConfig.for_algo(algo, total_env_steps=total)
+    evaluations = -(-cfg.num_updates // cfg.updates_per_chunk)
+    assert evaluations >= 5
+    assert cfg.updates_per_chunk <= {"ppo": 10, "sac": 100, "dqn": 100}[algo]
+
+
+def test_top_level_help_lists_every_verb(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("train", "eval", "plot", "baselines", "bench", "tables"):
+        assert f"    {verb}" in out
+
+
+def test_output_folders_are_fresh_and_reuse_is_explicit(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    fresh = common.output_folder(None, "demo")
+    assert os.path.isdir(fresh) and fresh.startswith(os.path.join("runs", "demo-"))
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit, match="names a folder"):
+        common.output_folder(str(tmp_path / "a_file"), "demo")
+    full = tmp_path / "full"
+    (full / "run1").mkdir(parents=True)
+    (full / "run2").mkdir()
+    with pytest.raises(SystemExit, match="--reuse"):
+        common.check_reuse(str(full), False, "runs")
+    assert common.check_reuse(str(full), True, "runs") == ["run1", "run2"]
+    assert "2 entries" in capsys.readouterr().out
+    assert common.check_reuse(str(tmp_path / "empty"), False, "runs") == []
+
+
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py"))
+                 + [p for p in glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
+                    if not p.endswith(("common.py", "numpy_env.py"))]
+                 + glob.glob(os.path.join(ROOT, "examples", "*.py")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=os.path.basename)
+def test_every_script_answers_help(script):
+    r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("usage:")
+
+
+@pytest.mark.slow
+def test_train_says_what_it_runs_and_prints_every_baseline(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(num_users=2, num_rbs=3, num_envs=8, eval_episodes=8,
+                                   ceiling_draws=0, hidden=[8])))
+    run = tmp_path / "run"
+    # 8 envs x 4 steps = 32 env steps per update: 1000 rounds down to 31 updates = 992 steps,
+    # --eval-every 100 rounds to 3 updates (96 env steps).
+    assert cli(["train", "--config", str(cfg), "--out", str(run), "--no-progress",
+                "--total-steps", "1000", "--eval-every", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "running 31 updates = 992 env steps" in out
+    assert "rounded to 3 update(s) of 32 env steps = every 96" in out
+    for row in ("policy (PPO)", "optimum", "greedy", "random", "fixed ViT-B/32",
+                "fixed ViT-L/14"):
+        assert row in out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evaluated = sorted({r["update"] for r in rows if r["eval_normalised"] is not None})
+    assert evaluated == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]
+    assert json.loads((run / "config.json").read_text())["chunk_updates"] == 3
