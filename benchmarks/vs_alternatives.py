@@ -15,7 +15,9 @@
     needs to first reach the best normalised score SB3 reached within its time budget.
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``: stable-baselines3, sb3-contrib, CPU
-torch). Writes ``benchmarks/results/vs_alternatives.csv``, ``vs_alternatives_curves.csv`` and
+torch). (c) SB3 ``MaskablePPO`` steps/s through our SB3 ``VecEnv`` adapter (one jitted call for
+all envs) against ``DummyVecEnv`` of the single Gymnasium env. Writes, in ``--out``,
+``vs_alternatives.csv``, ``vs_alternatives_curves.csv``, ``vs_alternatives_sb3.csv`` and
 ``vs_alternatives.png``.
 """
 
@@ -138,6 +140,41 @@ def train_sb3(budget_s: float, chunk_steps: int, ev: Evaluator, n_envs: int = 8)
     return curve
 
 
+def sb3_adapter_part(steps: int, n_vector: int = 256, n_dummy: int = 8) -> list[dict]:
+    """SB3 MaskablePPO steps/s (collection and updates together) through our vector adapter
+    (``SB3VecEnv``: one jitted call steps every env) against SB3's usual path (``DummyVecEnv`` of
+    the single Gymnasium env: one Python call per env step). Same rollout size (4096
+    transitions), same network and update settings; only how the envs are stepped differs."""
+    import torch
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from semcom_jax.env.gym_adapter import SemComGymEnv
+    from semcom_jax.env.sb3_adapter import SB3VecEnv
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rollout = 4096
+    rows = []
+    for what, venv, n in (
+            (f"SB3 MaskablePPO via SB3VecEnv, {n_vector} envs",
+             SB3VecEnv(n_vector, num_users=U, num_rbs=Q), n_vector),
+            (f"SB3 MaskablePPO via DummyVecEnv, {n_dummy} envs",
+             DummyVecEnv([lambda: SemComGymEnv(num_users=U, num_rbs=Q) for _ in range(n_dummy)]),
+             n_dummy)):
+        model = MaskablePPO("MultiInputPolicy", venv, n_steps=rollout // n, batch_size=256,
+                            n_epochs=4, learning_rate=1e-3, gamma=1.0, gae_lambda=0.95,
+                            ent_coef=0.01, device="cpu", seed=0, verbose=0,
+                            policy_kwargs=dict(net_arch=[64, 64], activation_fn=torch.nn.Tanh))
+        model.learn(rollout)  # compile the jitted env, warm torch up
+        t0 = time.perf_counter()
+        model.learn(steps, reset_num_timesteps=False)
+        rows.append({"part": "sb3", "what": what,
+                     "steps_per_s": steps / (time.perf_counter() - t0)})
+    for r in rows:
+        r["ours_over_this"] = rows[0]["steps_per_s"] / r["steps_per_s"]
+    return rows
+
+
 def first_reach(curve, target):
     for steps, wall, score in curve:
         if score >= target:
@@ -154,11 +191,23 @@ def main(argv=None):
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/vs_alternatives-<time>/; the committed "
                          "figures: --out benchmarks/results)")
+    ap.add_argument("--sb3-adapter-steps", type=int, default=4096 * 8,
+                    help="env steps of each SB3 MaskablePPO run in the adapter comparison")
+    ap.add_argument("--only-sb3-adapter", action="store_true",
+                    help="run only the SB3 adapter comparison (writes vs_alternatives_sb3.csv)")
     a = ap.parse_args(argv)
     a.out = os.path.join(output_folder(a.out, "vs_alternatives"), "vs_alternatives")  # file stem
     if a.quick:
         a.sb3_seconds, a.ours_steps = 40.0, 1_024_000
     print(f"machine: {machine()}")
+    sb3_rows = sb3_adapter_part(a.sb3_adapter_steps)
+    for r in sb3_rows:
+        print(f"  sb3   {r['what']:42s} {r['steps_per_s']:12.3e} steps/s   adapter x"
+              f"{r['ours_over_this']:.1f}")
+    write_csv(a.out + "_sb3.csv", [{**r, "machine": machine()} for r in sb3_rows])
+    if a.only_sb3_adapter:
+        print(f"wrote {a.out}_sb3.csv")
+        return
     rows = env_part(a.num_envs, repeats=2, gym_steps=1000 if a.quick else 5000)
     for r in rows:
         print(f"  env   {r['what']:42s} {r['steps_per_s']:12.3e} steps/s   ours x{r['ours_over_this']:.1f}")

@@ -49,11 +49,12 @@ def _spaces(env: SemComEnv, flatten: bool):
 
 def _to_numpy(obs, flatten: bool):
     """(observation for the agent, mask as bool)."""
-    mask = np.asarray(obs.action_mask, bool)
+    # np.array copies: arrays viewed from JAX are read-only, which PyTorch-based agents warn on.
+    mask = np.array(obs.action_mask, bool)
     if flatten:
-        return np.asarray(flatten_observation(obs)[0], np.float32), mask
-    return {"features": np.asarray(obs.features, np.float32),
-            "rb_features": np.asarray(obs.rb_features, np.float32),
+        return np.array(flatten_observation(obs)[0], np.float32), mask
+    return {"features": np.array(obs.features, np.float32),
+            "rb_features": np.array(obs.rb_features, np.float32),
             "action_mask": mask.astype(np.int8)}, mask
 
 
