@@ -22,14 +22,15 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def pytest_configure(config):
-    """The fast tier runs small programs, where XLA's compilation dominates: it compiles them
-    with the backend optimisations off (about 1.3x faster here; the slow tier, whose learning
-    tests run long programs, keeps them). Every comparison in a test is between programs
-    compiled alike. Set before the first computation initialises the backend."""
-    fast = "not slow" in (config.getoption("markexpr") or "")
-    flag = "--xla_backend_optimization_level=0"
-    if fast and flag not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+    """Tests run small programs, where XLA's compilation dominates: they are compiled with the
+    backend optimisations off. Measured on the 2-core CI machine: full suite 802 s -> 581 s (the
+    learning tests run ~1.7x slower, everything else compiles ~2x faster). Every comparison in a
+    test is between programs compiled alike; benchmarks and real runs keep the optimisations.
+    Set before the first computation initialises the backend; an XLA_FLAGS that already sets the
+    level wins."""
+    flag = "--xla_backend_optimization_level"
+    if flag not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {flag}=0").strip()
 
 
 def pytest_sessionfinish(session, exitstatus):
