@@ -60,6 +60,58 @@ def bench_numpy(u, q, num_envs, steps, repeats):
     return num_envs * steps / best_time(run, repeats)
 
 
+def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int) -> list[dict]:
+    """Nanoseconds per env step of each part of a step, each timed alone as a jitted scan of
+    ``steps`` steps over ``num_envs`` envs (same shapes as the whole step): the episode draw
+    (``reset_state``, paid once per U steps, reported per draw and per step), the step maths
+    (``transition``), the observation, the random legal action, and the whole lock-step
+    ``VecEnv`` step with its auto-reset. The parts overlap in what XLA fuses, so they need not add
+    up to the whole."""
+    from semcom_jax.env import VecEnv
+
+    env = SemComEnv(u, q)
+    params = env.default_params
+    vec = VecEnv(env, num_envs)
+    obs0, vstate0 = vec.reset(jax.random.PRNGKey(0), params)
+    states0 = vstate0.env_state
+    acts0 = env.actions.uniform_legal(jax.random.PRNGKey(1), obs0.action_mask)
+    batch = lambda f: jax.vmap(f)  # noqa: E731
+
+    def scan(body, carry):
+        return jax.jit(lambda c, k: jax.lax.scan(body, c, jax.random.split(k, steps))[0])
+
+    parts = {
+        "episode draw (reset_state)": (scan(lambda c, k: (batch(lambda kk: env.reset_state(
+            kk, params))(jax.random.split(k, num_envs)), None), states0), states0),
+        "step maths (transition)": (scan(lambda c, k: (batch(lambda s, a, kk: env.transition(
+            kk, s, a, params)[0])(c, acts0, jax.random.split(k, num_envs)), None), states0),
+            states0),
+        # A different user per env and iteration (so nothing is loop-invariant), every field
+        # summed into the carry (so nothing is dead code); the randint is included.
+        "observation": (scan(lambda c, k: (c + sum(
+            jnp.sum(x.astype(jnp.float32)) for x in jax.tree.leaves(batch(
+                lambda s: env.observation(s, params))(
+                states0.replace(step=jax.random.randint(k, (num_envs,), 0, u))))), None),
+            jnp.float32(0)), jnp.float32(0)),
+        "random legal action": (scan(lambda c, k: (env.actions.uniform_legal(
+            k, obs0.action_mask) + c * 0, None), acts0), acts0),
+        "whole VecEnv step (auto-reset included)": (scan(lambda c, k: (vec.step(
+            k, c, env.actions.uniform_legal(k, obs0.action_mask), params)[1], None), vstate0),
+            vstate0),
+    }
+    rows = []
+    for name, (fn, carry) in parts.items():
+        key = jax.random.PRNGKey(2)
+        jax.block_until_ready(fn(carry, key))
+        t = best_time(lambda: jax.block_until_ready(fn(carry, key)), repeats)
+        ns = t / (steps * num_envs) * 1e9
+        rows.append({"num_users": u, "num_rbs": q, "num_envs": num_envs, "part": name,
+                     "ns_per_env_step": ns,
+                     "ns_per_env_step_amortised": ns / u if name.startswith("episode") else ns,
+                     "machine": machine()})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-envs", type=int, nargs="+",
@@ -74,6 +126,9 @@ def main(argv=None):
                     help="env steps per timed numpy call (at least one episode)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="U=5 and 50, num_envs 64 and 4096")
+    ap.add_argument("--parts", action="store_true",
+                    help="per-part timing instead (episode draw, step maths, observation, "
+                         "random legal action, whole step) at U=5, Q=10, 4096 envs")
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/env_throughput-<time>/; the committed "
                          "figures: --out benchmarks/results)")
@@ -82,6 +137,15 @@ def main(argv=None):
     if a.quick:
         a.users, a.num_envs, a.repeats = [5, 50], [64, 4096], 2
     print(f"machine: {machine()}")
+    if a.parts:
+        rows = bench_parts(5, 10, 4096, 50, a.repeats)
+        for r in rows:
+            extra = (f"  ({r['ns_per_env_step_amortised']:.1f} ns per step over U=5 steps)"
+                     if r["part"].startswith("episode") else "")
+            print(f"  {r['part']:42s} {r['ns_per_env_step']:8.1f} ns per env{extra}")
+        write_csv(os.path.join(os.path.dirname(a.out), "env_parts.csv"), rows)
+        print(f"wrote {os.path.join(os.path.dirname(a.out), 'env_parts.csv')}")
+        return
     rows = []
     hdr = f"{'U':>5}{'Q':>6}{'num_envs':>10}{'jax steps/s':>15}{'numpy steps/s':>15}{'ratio':>8}{'compile s':>11}"
     print(hdr + "\n" + "-" * len(hdr))
