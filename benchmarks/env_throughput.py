@@ -75,7 +75,7 @@ def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int) -> list
     obs0, vstate0 = vec.reset(jax.random.PRNGKey(0), params)
     states0 = vstate0.env_state
     acts0 = env.actions.uniform_legal(jax.random.PRNGKey(1), obs0.action_mask)
-    batch = lambda f: jax.vmap(f)  # noqa: E731
+    batch = jax.vmap
 
     def scan(body, carry):
         return jax.jit(lambda c, k: jax.lax.scan(body, c, jax.random.split(k, steps))[0])

@@ -285,7 +285,7 @@ def _run(args) -> int:
     if args.cmd == "tables":
         return _tables(args)
     if args.cmd == "bench":
-        from semcom_jax.cli import bench
+        import semcom_jax.cli.bench as bench
 
         print("semcom-jax bench (quick; full benchmarks: benchmarks/*.py, "
               "experiments/scaling_users.py)")

@@ -59,7 +59,7 @@ from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, Termin
 from semcom_jax.env.types import (ABSENT, CONTEXT_FEATURES, CURRENT, PENDING, RB_FEATURES,
                                   SERVED, UNSERVED, USER_FEATURES, EnvState, Instance,
                                   Observation)
-from semcom_jax.env import spaces
+import semcom_jax.env.spaces as spaces
 from semcom_jax.physics import channel, link
 from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
 from semcom_jax.tables.format import Table, load_default_table

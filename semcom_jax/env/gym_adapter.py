@@ -92,7 +92,7 @@ def _key_from(rng: np.random.Generator) -> jax.Array:
 def _check_action(action, num_actions: int) -> int:
     """An action as a Python int: an integer (Python or numpy, or a 0-d integer array) in
     ``[0, num_actions)``; anything else is refused naming it (never rounded or parsed)."""
-    a = np.asarray(action) if isinstance(action, np.ndarray) else action
+    a = action
     if isinstance(a, np.ndarray):
         if a.ndim != 0:
             raise ValueError(f"action must be one integer, got an array of shape {a.shape}: "

@@ -1,7 +1,9 @@
 """Composes eqs. (2)-(9) for a choice (user, encoder, RB) of one episode instance.
 
 Indices broadcast: scalars for one step of the env, or ``u[:, None, None]``, ``k[None, :, None]``,
-``q[None, None, :]`` for the full (U, K, Q) table the solvers need.
+``q[None, None, :]`` for the full (U, K, Q) table the solvers need. ``params`` is an
+:class:`~semcom_jax.physics.params.EnvParams` (read by field, not imported: the parameter
+validation runs these equations, so this module sits below ``params``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from flax import struct
 
 from semcom_jax.physics import channel, costs
 from semcom_jax.physics.instance import Instance
-from semcom_jax.physics.params import EnvParams
 
 
 @struct.dataclass
@@ -23,13 +24,13 @@ class Link:
     energy_j: jnp.ndarray
 
 
-def user_sinr(instance: Instance, params: EnvParams, user, rb) -> jnp.ndarray:
+def user_sinr(instance: Instance, params, user, rb) -> jnp.ndarray:
     gain = channel.path_gain(instance.fading[user], instance.distance_m[user], params.pathloss_exp)
     return channel.sinr(params.tx_power_w, gain, instance.interference_w[rb],
                         params.rb_bandwidth_hz, params.noise_psd_w_per_hz)
 
 
-def evaluate(instance: Instance, params: EnvParams, user, encoder, rb) -> Link:
+def evaluate(instance: Instance, params, user, encoder, rb) -> Link:
     s = user_sinr(instance, params, user, rb)
     rate = channel.rate_bps(params.rb_bandwidth_hz, s)
     compute = jnp.asarray(params.encoder_compute, jnp.float32)[encoder]

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 from flax import struct
 
+from semcom_jax.physics.bounds import check_float32_range
+
 # The paper's three CLIP image encoders, in the order of every (K,) field below; the builders
 # name their encoders from here.
 ENCODER_NAMES = ("ViT-B/32", "ViT-B/16", "ViT-L/14")
@@ -203,9 +205,6 @@ def validate_params(params: EnvParams, num_encoders: int | None = None) -> EnvPa
         if float(getattr(params, name)) > MAX_PENALTY:
             raise ValueError(f"parameter {name!r} must be <= {MAX_PENALTY:g} (rewards are summed "
                              f"over users in float32), got {getattr(params, name)}")
-    # Imported here: the range check runs the physics (link), which imports this module.
-    from semcom_jax.physics.bounds import check_float32_range
-
     check_float32_range(params)
     return params
 
