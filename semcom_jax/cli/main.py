@@ -214,7 +214,7 @@ def _changes_on_resume(args) -> list[str]:
     given = [f"--{flag.replace('_', '-')}" for flag in _TRAIN_FLAGS
              if getattr(args, flag) is not None]
     given += ["--config"] * bool(args.config) + ["--set"] * bool(args.set)
-    given += ["--out"] * bool(args.out)
+    given += ["--out"] * bool(args.out) + ["--eval-every"] * (args.eval_every is not None)
     return given
 
 
@@ -227,7 +227,7 @@ def _run(args) -> int:
         from semcom_jax.training import runs
 
         if args.resume:
-            changed = _changes_on_resume(args) + ["--eval-every"] * (args.eval_every is not None)
+            changed = _changes_on_resume(args)
             if changed:
                 raise ValueError(
                     f"--resume continues {args.resume!r} with its own config.json; "
