@@ -22,7 +22,9 @@ def write_csv(path: str, rows: list[dict]) -> None:
     if not rows:
         return
     with atomic_open(path, "w") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
+        # Every key of every row, in first-seen order (a row may carry a note the others lack).
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+        w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
 

@@ -123,19 +123,22 @@ def test_set_network_is_equivariant_to_users_and_rbs():
     assert not np.allclose(np.asarray(l3), np.asarray(logits))
 
 
-def test_cached_user_embedding_gives_the_same_logits():
+def test_cached_episode_embedding_gives_the_same_logits():
     env = SemComEnv(5, 7, flat_features=False)
     net = nets.make_network("set", env, (16,), 8)
     obs = _random_obs(env, jax.random.PRNGKey(2))
     params = net.init(jax.random.PRNGKey(0), obs)
-    emb = net.apply(params, obs.user_features, method=net.embed_users)
+    emb = net.apply(params, obs.user_features, obs.rb_features[..., :1],
+                    method=net.embed_episode)
     a = net.apply(params, obs)
-    b = net.apply(params, obs, user_embedding=emb)
+    b = net.apply(params, obs, embedding=emb)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # The embedding passed in is the one used: another one changes the logits.
-    c = net.apply(params, obs, user_embedding=emb + 1.0)
+    c = net.apply(params, obs, embedding=emb.replace(users=emb.users + 1.0))
     assert not np.allclose(np.asarray(c[0]), np.asarray(a[0]))
+    d = net.apply(params, obs, embedding=emb.replace(rb_head=emb.rb_head + 1.0))
+    assert not np.allclose(np.asarray(d[0]), np.asarray(a[0]))
 
 
 def test_value_counts_the_users_it_stands_for():

@@ -240,7 +240,13 @@ class TrainConfig:
             need(0.0 <= v <= 1.0, name, "must lie in [0, 1]")
         need(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
              "must list at least one positive layer width")
-        if self.algo == "ppo":
+        if self.algo == "ppo" and self.network == "set":
+            # Minibatches of whole episodes (agents/episodic.py).
+            episodes = self.episodes_per_rollout * self.num_envs
+            need(episodes % self.num_minibatches == 0, "num_minibatches",
+                 f"must divide the episodes per rollout, num_envs * episodes_per_rollout = "
+                 f"{episodes} (network 'set' forms minibatches of whole episodes)")
+        elif self.algo == "ppo":
             need(self.steps_per_update % self.num_minibatches == 0, "num_minibatches",
                  f"must divide the rollout size num_envs * rollout steps = "
                  f"{self.steps_per_update}")

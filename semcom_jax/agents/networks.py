@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from semcom_jax.env.actions import ActionCodec
 from semcom_jax.env.types import ABSENT, CURRENT, PENDING, SERVED, UNSERVED, Observation
@@ -119,22 +120,36 @@ def _masked_max(x, mask):
     return jnp.where(jnp.any(mask, axis=-1)[..., None], best, 0.0)
 
 
-class SetActorCritic(nn.Module):
-    """Actor-critic whose parameters do not depend on U or Q (size-free).
+@struct.dataclass
+class EpisodeEmbedding:
+    """What :class:`SetActorCritic` computes once per episode (nothing in it changes within one).
+    Shapes per episode; a batch adds leading axes."""
 
-    It reads the observation as sets: users (``user_features``, ``user_status``), RBs
-    (``rb_features``: interference, in use, the current user's SINR on it) and the size-free
-    ``context``. Each user is embedded by a shared MLP, ``e_u``, fixed for the episode
-    (:meth:`embed_users`, so a caller may compute it once per episode and pass it back); each RB
-    by another, ``e_q``. A summary ``s`` concatenates the current user's ``e_u``, the mean and
+    users: jnp.ndarray  # (U, width) e_u, from each user's features
+    rbs: jnp.ndarray  # (Q, width) e_q, from each RB's interference
+    rb_head: jnp.ndarray  # (Q, width) W e_q, the RB's part of its logits' hidden layer
+
+
+class SetActorCritic(nn.Module):
+    """Actor-critic whose parameters do not depend on U or Q (size-free), split into what is
+    fixed for an episode and what changes per decision, so a decision costs O(Q x width).
+
+    Per episode (:meth:`embed_episode`): each user is embedded by a shared layer from its
+    features, ``e_u``; each RB from its interference (column 0 of ``rb_features``), ``e_q``, and
+    pre-projected for the head, ``W e_q``. Per decision (:meth:`decide`): a summary ``s``
+    concatenates the user summary (:meth:`user_summary`: the current user's ``e_u``, the mean and
     max of ``e_u`` over pending users, the mean over served users and the mean over unserved
-    ones, the mean and max of ``e_q`` over free RBs, and ``context``; a torso maps it to ``g``.
-    Each RB gets ``K`` logits from ``tanh(W e_q + V g)`` (action ``k * Q + q``); the "no RB"
-    logit comes from ``g``. The value comes from its own torso on
-    ``s``, times the number of users it stands for (``value_scale``: users still to decide, for a
-    reward paid user by user; all users, for the terminal reward), so a per-user value learnt at
-    one size holds at another. Equivariant to permutations of the users and of the RBs; per
-    decision the cost is O((U + Q) x width).
+    ones), the mean and max of ``e_q`` over free RBs, and ``context``; a torso maps it to ``g``.
+    Each RB gets ``K`` logits from ``tanh(W e_q + c * sinr_q + V g)`` (action ``k * Q + q``),
+    where ``sinr_q`` is the current user's SINR on it (column 2), the only per-(user, RB) input;
+    the "no RB" logit comes from ``g``. The value comes from its own torso on ``s``, times the
+    number of users it stands for (``value_scale``: users still to decide, for a reward paid user
+    by user; all users, for the terminal reward), so a per-user value learnt at one size holds
+    at another. Equivariant to permutations of the users and of the RBs.
+
+    ``__call__(obs)`` composes the three from an observation (O((U + Q) x width) per call);
+    :mod:`semcom_jax.agents.episodic` calls them apart, the embedding once per episode and the
+    user summary from running sums, which is what makes training at U = 1000 affordable.
     """
 
     num_encoders: int
@@ -145,51 +160,71 @@ class SetActorCritic(nn.Module):
 
     def setup(self):
         init = nn.initializers.orthogonal(np.sqrt(2))
-        # The per-RB and per-user layers run U + Q times per decision and dominate the cost:
-        # one layer each for the embeddings, one hidden layer in the head.
         self.user_in = nn.Dense(self.width, kernel_init=init)
         self.rb_in = nn.Dense(self.width, kernel_init=init)
         self.torso = [nn.Dense(h, kernel_init=init) for h in self.hidden]
-        self.head_e = nn.Dense(self.width, kernel_init=init)
-        self.head_g = nn.Dense(self.width, kernel_init=init, use_bias=False)
+        self.head_rb = nn.Dense(self.width, kernel_init=init, use_bias=False)
+        # A (Q, 1) x (1, width) product as a broadcast: XLA's CPU dot with an inner size of
+        # one, fused into the tanh, is several times slower than the elementwise form.
+        self.head_sinr = self.param("head_sinr", nn.initializers.normal(1.0), (self.width,))
+        self.head_g = nn.Dense(self.width, kernel_init=init)
         self.head_out = nn.Dense(self.num_encoders, kernel_init=nn.initializers.orthogonal(0.01))
         self.no_rb = nn.Dense(1, kernel_init=nn.initializers.orthogonal(0.01))
         if self.value_head:
             self.critic = [nn.Dense(h, kernel_init=init) for h in self.hidden]
             self.critic_out = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
 
-    def embed_users(self, user_features):
-        """(..., U, width): each user's embedding, fixed for the episode."""
-        return nn.tanh(self.user_in(user_features))
+    def embed_episode(self, user_features, rb_interference) -> EpisodeEmbedding:
+        """``user_features`` (..., U, F), ``rb_interference`` (..., Q, 1): the episode's fixed
+        embeddings."""
+        e_q = nn.tanh(self.rb_in(rb_interference))
+        return EpisodeEmbedding(users=nn.tanh(self.user_in(user_features)), rbs=e_q,
+                                rb_head=self.head_rb(e_q))
 
-    def __call__(self, obs: Observation, user_embedding=None):
-        e_u = self.embed_users(obs.user_features) if user_embedding is None else user_embedding
-        status = obs.user_status
-        e_q = nn.tanh(self.rb_in(obs.rb_features))
-        codec = ActionCodec(self.num_encoders, obs.rb_features.shape[-2], has_no_rb=True)
-        free = codec.free_rbs(obs.action_mask)
+    @staticmethod
+    def user_summary(e_u, status):
+        """(..., 5 width) from the user embeddings (..., U, width) and statuses (..., U)."""
         pending = status == PENDING
-        summary = jnp.concatenate([
+        return jnp.concatenate([
             _masked_mean(e_u, status == CURRENT),  # the current user's own embedding
             _masked_mean(e_u, pending), _masked_max(e_u, pending),
-            _masked_mean(e_u, status == SERVED), _masked_mean(e_u, status == UNSERVED),
-            _masked_mean(e_q, free), _masked_max(e_q, free), obs.context], axis=-1)
+            _masked_mean(e_u, status == SERVED), _masked_mean(e_u, status == UNSERVED)], axis=-1)
+
+    def value_count(self, status):
+        """(...,) the number of users the value stands for (see ``value_scale``)."""
+        if self.value_scale == "total":
+            return jnp.sum(status != ABSENT, axis=-1)
+        return jnp.sum((status == PENDING) | (status == CURRENT), axis=-1)
+
+    def decide(self, users, count, emb: EpisodeEmbedding, sinr, action_mask, context):
+        """Logits (..., A) and value (...,) of one decision: ``users`` (..., 5 width) from
+        :meth:`user_summary`, ``count`` (...,) from :meth:`value_count`, ``emb`` without its
+        ``users``, ``sinr`` (..., Q) the current user's SINR feature per RB, the mask and the
+        context of the observation."""
+        codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
+        free = codec.free_rbs(action_mask)
+        summary = jnp.concatenate([users, _masked_mean(emb.rbs, free),
+                                   _masked_max(emb.rbs, free), context], axis=-1)
         g = summary
         for layer in self.torso:
             g = nn.tanh(layer(g))
-        h = nn.tanh(self.head_e(e_q) + self.head_g(g)[..., None, :])
-        per_rb = self.head_out(h)  # (..., Q, K)
-        logits = codec.flat_logits(per_rb, self.no_rb(g))
+        h = nn.tanh(emb.rb_head + sinr[..., None] * self.head_sinr + self.head_g(g)[..., None, :])
+        logits = codec.flat_logits(self.head_out(h), self.no_rb(g))  # per RB (..., Q, K)
         if not self.value_head:
             return logits, None
         c = summary
         for layer in self.critic:
             c = nn.tanh(layer(c))
-        if self.value_scale == "total":
-            count = jnp.sum(status != ABSENT, axis=-1)
-        else:
-            count = jnp.sum((status == PENDING) | (status == CURRENT), axis=-1)
-        return logits, self.critic_out(c)[..., 0] * count.astype(jnp.float32)
+        return logits, self.critic_out(c)[..., 0] * jnp.asarray(count, jnp.float32)
+
+    def __call__(self, obs: Observation, embedding: EpisodeEmbedding | None = None):
+        """From an observation; ``embedding`` (this episode's :meth:`embed_episode`) skips the
+        per-episode part."""
+        emb = (self.embed_episode(obs.user_features, obs.rb_features[..., :1])
+               if embedding is None else embedding)
+        return self.decide(self.user_summary(emb.users, obs.user_status),
+                           self.value_count(obs.user_status), emb, obs.rb_features[..., 2],
+                           obs.action_mask, obs.context)
 
 
 NETWORKS = ("set", "per_rb", "mlp")

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from semcom_jax.agents import episodic
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.base import Trainer
 from semcom_jax.agents.config import TrainConfig
@@ -56,26 +57,38 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
     return adv, adv + values
 
 
-def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
-             kl_coef):
-    """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
-    logits, value = apply_fn(params, batch.obs)
-    logp_all = nets.masked_log_probs(logits, batch.obs.action_mask)
+def normalise(advantages):
+    """Advantages normalised over the minibatch."""
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+def ppo_objective(logits, value, mask, batch: Transition, advantages, targets,
+                  config: TrainConfig, kl_coef):
+    """``(loss, aux)``, means over the samples, from the network's outputs on them;
+    ``advantages`` already normalised (over the whole minibatch)."""
+    logp_all = nets.masked_log_probs(logits, mask)
     logp = jnp.take_along_axis(logp_all, batch.action[:, None], axis=-1)[:, 0]
     log_ratio = logp - batch.log_prob
     ratio = jnp.exp(log_ratio)
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     # KL(old || new) by the unbiased, non-negative estimator (ratio - 1) - log ratio.
     approx_kl = jnp.mean(ratio - 1.0 - log_ratio)
     if config.objective == "clip":
         clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
-        pg_loss = -jnp.mean(jnp.minimum(ratio * adv, clipped * adv))
+        pg_loss = -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages))
     else:
-        pg_loss = -jnp.mean(ratio * adv) + kl_coef * approx_kl
+        pg_loss = -jnp.mean(ratio * advantages) + kl_coef * approx_kl
     v_loss = 0.5 * jnp.mean((value - targets) ** 2)
-    ent = jnp.mean(nets.entropy(logp_all, batch.obs.action_mask))
+    ent = jnp.mean(nets.entropy(logp_all, mask))
     loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
     return loss, {"pg_loss": pg_loss, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
+
+
+def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
+             kl_coef):
+    """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
+    logits, value = apply_fn(params, batch.obs)
+    return ppo_objective(logits, value, batch.obs.action_mask, batch, normalise(advantages),
+                         targets, config, kl_coef)
 
 
 def adapt_kl_coef(kl_coef, kl, target):
@@ -120,28 +133,45 @@ class PPO(Trainer):
         return collect(self.venv, act, state.obs, state.vstate, state.key, state.env_params,
                        self.config.num_steps)
 
+    @property
+    def episodic(self) -> bool:
+        """Whether rollouts are stored by episode (:mod:`~semcom_jax.agents.episodic`): the
+        size-free network, whose inputs can be rebuilt from them."""
+        return isinstance(self.network, nets.SetActorCritic)
+
     def update(self, state: RunnerState, _=None):
         cfg = self.config
-        obs, vstate, key, traj = self.rollout(state)
+        if self.episodic:
+            obs, vstate, key, traj, episodes = episodic.collect_episodes(
+                self.network, state.params, self.venv, state.obs, state.vstate, state.key,
+                state.env_params, cfg.episodes_per_rollout)
+        else:
+            obs, vstate, key, traj = self.rollout(state)
         _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
-        flat = merge_time_batch((traj, adv, targets))
-        grad_fn = jax.value_and_grad(ppo_loss, has_aux=True)
+        if self.episodic:  # minibatches of whole episodes, their inputs rebuilt
+            num_items = cfg.episodes_per_rollout * cfg.num_envs
+            flat = (*episodic.by_episode((traj, adv, targets), cfg.episodes_per_rollout),
+                    jnp.arange(num_items))
+            grads_of = self.episode_grads_fn(state, episodes)
+        else:
+            num_items = cfg.steps_per_update
+            flat = (*merge_time_batch((traj, adv, targets)), None)
+            grads_of = self.sample_grads_fn(state)
+        items_per_minibatch = num_items // cfg.num_minibatches
 
         def epoch(carry, _):
             params, opt_state, key = carry
             key, k_perm = jax.random.split(key)
-            perm = jax.random.permutation(k_perm, cfg.steps_per_update)
+            perm = jax.random.permutation(k_perm, num_items)
             mbs = jax.tree.map(
-                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size)
+                lambda x: x[perm].reshape((cfg.num_minibatches, items_per_minibatch)
                                           + x.shape[1:]), flat)
 
             def minibatch(carry, mb):
                 params, opt_state = carry
-                batch, a, t = mb
-                (_, aux), grads = grad_fn(params, self.network.apply, batch, a, t, cfg,
-                                          state.kl_coef)
+                grads, aux = grads_of(params, *mb)
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), aux
 
@@ -157,3 +187,33 @@ class PPO(Trainer):
                                   key=key, kl_coef=kl_coef, update=state.update + 1)
         return new_state, {**rollout_metrics(traj, self.env.num_encoders), "kl_coef": kl_coef,
                            **aux}
+
+    def sample_grads_fn(self, state: RunnerState):
+        """``(params, batch, advantages, targets, _) -> (grads, aux)`` of a minibatch of
+        samples with their stored observations."""
+        def grads_of(params, batch, adv, targets, _=None):
+            (_, aux), grads = jax.value_and_grad(ppo_loss, has_aux=True)(
+                params, self.network.apply, batch, adv, targets, self.config, state.kl_coef)
+            return grads, aux
+        return grads_of
+
+    def episode_grads_fn(self, state: RunnerState, episodes):
+        """``(params, batch, advantages, targets, ids) -> (grads, aux)`` of a minibatch of
+        whole episodes ``ids`` (G,), leaves (G, U, ...), their inputs rebuilt from
+        ``episodes``."""
+        cfg = self.config
+        data = episodic.episode_data(self.env, state.env_params, episodes)
+        chunk = episodic.chunk_size(cfg.episodes_per_rollout * cfg.num_envs
+                                    // cfg.num_minibatches, self.env.num_users,
+                                    self.env.num_rbs, self.network.width)
+
+        def objective(logits, value, mask, mb):
+            batch, adv, targets = mb
+            return ppo_objective(logits, value, mask, batch, adv, targets, cfg, state.kl_coef)
+
+        def grads_of(params, batch, adv, targets, ids):
+            mb_data = jax.tree.map(lambda x: x[ids], data)
+            return episodic.minibatch_grads(self.network, params, self.env, state.env_params,
+                                            mb_data, (batch, normalise(adv), targets), chunk,
+                                            objective)
+        return grads_of

@@ -286,6 +286,23 @@ class SemComEnv:
                            user_status=jnp.zeros((batch, u), jnp.int32),
                            context=jnp.zeros((batch, CONTEXT_FEATURES[mode]), jnp.float32))
 
+    def state_at(self, start: EnvState, encoder, rb, t) -> EnvState:
+        """The state at step ``t`` of the episode that began in ``start`` and decided its users
+        as ``encoder``, ``rb`` ((U,) int32, -1 for unserved; only users before ``t`` are read).
+
+        Users are decided in order, so everything the observation reads follows from these:
+        a rollout can store an episode's start once and two ints per step, and rebuild any
+        step's observation later (``observation(state_at(...))``). ``user_reward`` is not
+        rebuilt (zeros): no observation reads it. Cost O(U + Q)."""
+        before = jnp.arange(self.num_users) < t
+        rb_t = jnp.where(before, rb, -1)
+        # Scatter the RBs taken so far; -1 (unserved, undecided) goes out of range and is dropped.
+        taken = jnp.zeros((self.num_rbs,), bool).at[
+            jnp.where(rb_t >= 0, rb_t, self.num_rbs)].set(True, mode="drop")
+        return start.replace(step=jnp.asarray(t, jnp.int32), rb_used=start.rb_used | taken,
+                             encoder=jnp.where(before, encoder, -1), rb=rb_t,
+                             user_reward=jnp.zeros_like(start.user_reward))
+
     def active_sizes(self, state: EnvState):
         """(users, RBs) of the episode: every slot here; fewer in the padded envs."""
         return jnp.int32(self.num_users), jnp.int32(self.num_rbs)
