@@ -69,18 +69,21 @@ def _trainer(**kw):
 
 
 def _replay(tr, state, traj):
-    """The env's observations along the stored actions, and the network's outputs on them."""
-    obs, vstate, key = state.obs, state.vstate, state.key
-    seen, logp, value = [], [], []
-    for t in range(traj.action.shape[0]):
-        key, _, k_env = jax.random.split(key, 3)  # the rollout's key order
-        logits, v = tr.network.apply(state.params, obs)
+    """The env's observations along the stored actions, and the network's outputs on them
+    (one scan, in the rollout's key order)."""
+
+    def step(carry, action):
+        obs, vstate, key = carry
+        key, _, k_env = jax.random.split(key, 3)
+        logits, value = tr.network.apply(state.params, obs)
         lp = nets.masked_log_probs(logits, obs.action_mask)
-        seen.append(obs)
-        logp.append(jnp.take_along_axis(lp, traj.action[t][:, None], axis=-1)[:, 0])
-        value.append(v)
-        obs, vstate, *_ = tr.venv.step(k_env, vstate, traj.action[t], state.env_params)
-    return seen, jnp.stack(logp), jnp.stack(value)
+        logp = jnp.take_along_axis(lp, action[:, None], axis=-1)[:, 0]
+        next_obs, vstate, *_ = tr.venv.step(k_env, vstate, action, state.env_params)
+        return (next_obs, vstate, key), (obs, logp, value)
+
+    _, (seen, logp, value) = jax.jit(lambda: jax.lax.scan(
+        step, (state.obs, state.vstate, state.key), traj.action))()
+    return [jax.tree.map(lambda x: x[t], seen) for t in range(traj.action.shape[0])], logp, value
 
 
 @pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5)}])
