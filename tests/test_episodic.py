@@ -79,11 +79,11 @@ def _replay(tr, state, traj):
         lp = nets.masked_log_probs(logits, obs.action_mask)
         logp = jnp.take_along_axis(lp, action[:, None], axis=-1)[:, 0]
         next_obs, vstate, *_ = tr.venv.step(k_env, vstate, action, state.env_params)
-        return (next_obs, vstate, key), (obs, logp, value)
+        return (next_obs, vstate, key), (obs, logits, logp, value)
 
-    _, (seen, logp, value) = jax.jit(lambda: jax.lax.scan(
+    _, (seen, logits, logp, value) = jax.jit(lambda: jax.lax.scan(
         step, (state.obs, state.vstate, state.key), traj.action))()
-    return [jax.tree.map(lambda x: x[t], seen) for t in range(traj.action.shape[0])], logp, value
+    return seen, logits, logp, value
 
 
 @pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5)}])
@@ -93,36 +93,36 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     _, _, _, traj, eps = jax.jit(lambda s: episodic.collect_episodes(
         tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 2))(state)
     assert traj.obs is None and traj.action.shape == (2 * env.num_users, cfg.num_envs)
-    seen, logp, value = _replay(tr, state, traj)
+    seen, ref_logits, logp, value = _replay(tr, state, traj)  # leaves (T, B, ...)
     # Acting from per-episode tables and running sums = the network on the observation.
     np.testing.assert_allclose(np.asarray(traj.log_prob), np.asarray(logp), atol=2e-5)
     np.testing.assert_allclose(np.asarray(traj.value), np.asarray(value), rtol=1e-5, atol=2e-5)
 
-    data = episodic.episode_data(env, state.env_params, eps)
-    steps = jnp.arange(env.num_users)
-    rebuilt = episodic.observations_at(env, state.env_params, data, steps)  # (E*B, U, ...)
-    users, emb = episodic.episode_tables(tr.network, state.params, data)
-    logits, v_tab, mask = episodic.decide_at(tr.network, state.params, env, state.env_params,
-                                             data, users, emb, steps)
-    for t, want in enumerate(seen):
-        e, u = divmod(t, env.num_users)
-        rows = e * cfg.num_envs + np.arange(cfg.num_envs)
-        _assert_obs_equal(jax.tree.map(lambda x: x[rows, u], rebuilt), want, f"step {t}")
-        # Tables over the recorded decisions (prefix sums) = the network's masked means.
-        ref_logits, ref_value = tr.network.apply(state.params, want)
-        np.testing.assert_allclose(np.asarray(logits[rows, u]), np.asarray(ref_logits),
-                                   rtol=1e-5, atol=2e-5)
-        np.testing.assert_allclose(np.asarray(v_tab[rows, u]), np.asarray(ref_value),
-                                   rtol=1e-5, atol=2e-5)
+    @jax.jit
+    def rebuild(s, eps):
+        data = episodic.episode_data(env, s.env_params, eps)
+        steps = jnp.arange(env.num_users)
+        rebuilt = episodic.observations_at(env, s.env_params, data, steps)  # (E*B, U, ...)
+        users, emb = episodic.episode_tables(tr.network, s.params, data)
+        logits, v_tab, _ = episodic.decide_at(tr.network, s.params, env, s.env_params, data,
+                                              users, emb, steps)
+        return rebuilt, logits, v_tab
+
+    rebuilt, logits, v_tab = rebuild(state, eps)
+    # Time-major (T = E x U, B) to the episodes' layout (E x B, U), as the update reads them.
+    seen, ref_logits, value = episodic.by_episode((seen, ref_logits, value), 2)
+    _assert_obs_equal(rebuilt, seen)
+    # Tables over the recorded decisions (prefix sums) = the network's masked means.
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(ref_logits), rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(v_tab), np.asarray(value), rtol=1e-5, atol=2e-5)
 
 
 def test_chunked_gradient_equals_the_plain_ppo_gradient():
     cfg, env, tr = _trainer(num_users=4, num_rbs=5)
     state = tr.init(jax.random.PRNGKey(1))
-    _, _, _, traj, eps = episodic.collect_episodes(
-        tr.network, state.params, tr.venv, state.obs, state.vstate, state.key,
-        state.env_params, 2)
-    data = episodic.episode_data(env, state.env_params, eps)
+    _, _, _, traj, eps = jax.jit(lambda s: episodic.collect_episodes(
+        tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 2))(state)
+    data = jax.jit(episodic.episode_data, static_argnums=0)(env, state.env_params, eps)
     adv = jax.random.normal(jax.random.PRNGKey(2), traj.reward.shape)
     targets = jax.random.normal(jax.random.PRNGKey(3), traj.reward.shape)
     batch, adv_e, targets_e = episodic.by_episode((traj, adv, targets), 2)
@@ -137,16 +137,16 @@ def test_chunked_gradient_equals_the_plain_ppo_gradient():
 
     grads = {}
     for chunk in (4, 2, 1):
-        g, aux = episodic.minibatch_grads(tr.network, state.params, env, state.env_params,
-                                          mb_data, (mb[0], normalise(mb[1]), mb[2]), chunk,
-                                          objective)
-        grads[chunk] = g
+        grads[chunk], _ = jax.jit(lambda p, d, m, c=chunk: episodic.minibatch_grads(
+            tr.network, p, env, state.env_params, d, (m[0], normalise(m[1]), m[2]), c,
+            objective))(state.params, mb_data, mb)
     # Independent: the plain PPO loss on the observations, through the network's own call.
     steps = jnp.arange(env.num_users)
-    obs = episodic.observations_at(env, state.env_params, mb_data, steps)
+    obs = jax.jit(episodic.observations_at, static_argnums=0)(env, state.env_params, mb_data,
+                                                               steps)
     flat = merge_time_batch((mb[0].replace(obs=obs), *mb[1:]))
-    want = jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat[0], flat[1], flat[2], cfg,
-                                       kl)[0])(state.params)
+    want = jax.jit(jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat[0], flat[1], flat[2],
+                                               cfg, kl)[0]))(state.params)
     for chunk, g in grads.items():
         for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-6,

@@ -154,7 +154,7 @@ def collect_episodes(network, params, venv, obs: Observation, vstate, key, env_p
     (obs, vstate, key), (trs, rbs, starts) = jax.lax.scan(episode, (obs, vstate, key), None,
                                                           num_episodes)
     # (E, U, B, ...) -> (E * U, B, ...): one time axis, as the other rollouts have.
-    traj = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), trs)
+    traj = merge_time_batch(trs)
     episodes = Episodes(start=starts, encoder=jnp.swapaxes(trs.encoder, 1, 2),
                         rb=jnp.swapaxes(rbs, 1, 2))
     return obs, vstate, key, traj, episodes
@@ -164,7 +164,7 @@ def collect_episodes(network, params, venv, obs: Observation, vstate, key, env_p
 
 def episode_data(env, env_params, episodes: Episodes) -> EpisodeData:
     """The rollout's episodes flattened to ``N = E x B``, with their fixed observation parts."""
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), episodes)
+    flat = merge_time_batch(episodes)
     first = jax.vmap(env.observation, (0, None))(flat.start, env_params)
     return EpisodeData(start=flat.start, encoder=flat.encoder, rb=flat.rb,
                        user_features=first.user_features,
@@ -176,10 +176,10 @@ def by_episode(tree, num_episodes: int):
     """Time-major ``(T = E x U, B, ...)`` leaves to ``(N = E x B, U, ...)``, one row per
     episode, in the order of :func:`episode_data`."""
 
-    def one(x):
-        e_u_b = x.reshape((num_episodes, -1) + x.shape[1:])  # (E, U, B, ...)
+    def one(x):  # explicit sizes: a zero-width leaf has none to infer
+        e_u_b = x.reshape((num_episodes, x.shape[0] // num_episodes) + x.shape[1:])
         x = jnp.swapaxes(e_u_b, 1, 2)  # (E, B, U, ...)
-        return x.reshape((-1,) + x.shape[2:])
+        return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
 
     return jax.tree.map(one, tree)
 
