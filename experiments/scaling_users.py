@@ -45,6 +45,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 
+from semcom_jax.agents.config import MAX_INT  # noqa: E402
+
 USERS = (5, 10, 20, 50, 100, 200, 500, 1000)
 POINT = "point.json"
 
@@ -110,11 +112,17 @@ def evaluate(run_dir: str, u: int, q: int) -> tuple[list, dict, float]:
     return [float(x) for x in np.ravel(ev["eval_normalised"])], exp.evaluator.baselines, dps
 
 
+def size_config(args, u: int, q: int):
+    """The config of a per-size point. The wall-clock budget ends the run; the step budget is
+    the largest the config allows."""
+    return base_config(args, num_users=u, num_rbs=q, num_envs=num_envs(u),
+                       total_env_steps=MAX_INT, eval_episodes=eval_episodes(u), chunk_updates=5)
+
+
 def size_point(args) -> None:
     """Child process: trains at one size for a wall-clock budget and evaluates (method b)."""
     u, q, out = args.size_point[0], args.size_point[1], args.out
-    cfg = base_config(args, num_users=u, num_rbs=q, num_envs=num_envs(u),
-                      total_env_steps=10**10, eval_episodes=eval_episodes(u), chunk_updates=5)
+    cfg = size_config(args, u, q)
     cost = train_timed(cfg, out, time_limit_s=args.size_budget_s)
     per_seed, _, _ = evaluate(out, u, q)
     with open(os.path.join(out, POINT), "w") as fh:

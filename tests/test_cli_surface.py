@@ -31,7 +31,7 @@ def test_top_level_help_lists_every_verb(capsys):
         cli(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for verb in ("train", "eval", "plot", "baselines", "bench", "tables"):
+    for verb in ("train", "eval", "plot", "baselines", "bench", "tables", "launch"):
         assert f"    {verb}" in out
 
 

@@ -184,3 +184,25 @@ def test_zero_shot_eval_at_a_size_never_trained_on(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", other, "--users", "4"]) == 2
     assert "size-free" in capsys.readouterr().err
+
+
+def test_scaling_study_per_size_configs_are_valid():
+    """Every per-size point of experiments/scaling_users.py builds a config that validates
+    (a step budget beyond int32 once made every such point fail at start)."""
+    import argparse
+    import importlib.util
+    import os
+    import sys
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "scaling_users", os.path.join(root, "experiments", "scaling_users.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = argparse.Namespace(obs="full", seeds=3)
+    for u in mod.USERS:
+        for r in (1, 2):
+            cfg = mod.size_config(args, u, r * u)
+            cfg.validate()
+            assert cfg.num_updates >= 1000  # the time budget, not the step budget, ends it

@@ -65,8 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--devices", type=int,
                    help="devices to split the env batch over (default 0 = all local devices)")
     t.add_argument("--distributed", action="store_true",
-                   help="multi-host: call jax.distributed.initialize() first (coordinator, "
-                        "process count and id from the usual JAX environment variables)")
+                   help="join JAX's multi-process runtime first (jax.distributed.initialize); "
+                        "one process per host, see docs/training.md")
+    t.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="with --distributed: process 0's address (not needed under SLURM, "
+                        "Open MPI or on TPU)")
+    t.add_argument("--num-processes", type=int, help="with --distributed: processes in all")
+    t.add_argument("--process-id", type=int, help="with --distributed: this process, 0..N-1")
     t.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="any other config key, e.g. --set ent_coef=0.003 "
                         "--set 'env_params={\"tx_power_w\": 0.5}'")
@@ -92,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--ceiling-draws", type=int, default=256)
 
     sub.add_parser("bench", help="quick throughput and memory figures of this machine (~2 min)")
+    la = sub.add_parser("launch", help="run a training command as N local processes of one "
+                                       "multi-process JAX run (semcom-jax launch --processes 2 "
+                                       "-- train ...)")
+    la.add_argument("--processes", type=int, required=True)
+    la.add_argument("command", nargs=argparse.REMAINDER,
+                    help="-- train [options]: the command every process runs")
 
     tb = sub.add_parser("tables", help="build task tables")
     tsub = tb.add_subparsers(dest="kind", required=True)
@@ -221,9 +232,11 @@ def _changes_on_resume(args) -> list[str]:
 def _run(args) -> int:
     if args.cmd == "train":
         if args.distributed:
-            import jax
+            import semcom_jax.cli.launch as launch
 
-            jax.distributed.initialize()
+            launch.initialize(args.coordinator, args.num_processes, args.process_id)
+        elif any(x is not None for x in (args.coordinator, args.num_processes, args.process_id)):
+            raise ValueError("--coordinator, --num-processes and --process-id need --distributed")
         from semcom_jax.training import runs
 
         if args.resume:
@@ -284,6 +297,11 @@ def _run(args) -> int:
         return 0
     if args.cmd == "tables":
         return _tables(args)
+    if args.cmd == "launch":
+        import semcom_jax.cli.launch as launch
+
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        return launch.launch(args.processes, command)
     if args.cmd == "bench":
         import semcom_jax.cli.bench as bench
 

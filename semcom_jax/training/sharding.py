@@ -10,9 +10,10 @@ devices by the partitioner; that is where the per-device gradients are averaged.
 the single-device computation up to the order of floating-point sums (tested with four CPU
 devices).
 
-Multi-host: call ``jax.distributed.initialize()`` first (``semcom-jax train --distributed``);
-``jax.devices()`` is then every device of every host, the mesh spans them all and each process
-feeds the same program (see the README for a launch example).
+Multi-process: join JAX's runtime first (``semcom-jax train --distributed``,
+:mod:`semcom_jax.cli.launch`); ``jax.devices()`` is then every device of every process, the mesh
+spans them all and each process feeds the same program (tested with two local processes,
+docs/training.md).
 """
 
 from __future__ import annotations
