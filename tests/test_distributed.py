@@ -69,5 +69,13 @@ def test_distributed_flags_are_checked(capsys):
     assert main(["train", "--distributed", "--coordinator", "localhost:1234",
                  "--no-progress"]) == 2
     assert "together" in capsys.readouterr().err
+    assert main(["train", "--distributed", "--coordinator", "localhost:1234",
+                 "--num-processes", "0", "--process-id", "0", "--no-progress"]) == 2
+    assert "--num-processes must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--distributed", "--coordinator", "localhost:1234",
+                 "--num-processes", "2", "--process-id", "2", "--no-progress"]) == 2
+    assert "--process-id must lie in [0, 2)" in capsys.readouterr().err
+    assert main(["launch", "--processes", "0", "--", "train"]) == 2
+    assert "--processes must be >= 1" in capsys.readouterr().err
     assert main(["launch", "--processes", "2", "--", "eval", "x"]) == 2
     assert "training command" in capsys.readouterr().err

@@ -130,6 +130,14 @@ class EpisodeEmbedding:
     rb_head: jnp.ndarray  # (Q, width) W e_q, the RB's part of its logits' hidden layer
 
 
+def value_count(status, value_scale: str):
+    """(...,) users a size-free value stands for, from the statuses (..., U): those still to
+    decide (``"remaining"``, a reward paid user by user) or all of them (``"total"``)."""
+    if value_scale == "total":
+        return jnp.sum(status != ABSENT, axis=-1)
+    return jnp.sum((status == PENDING) | (status == CURRENT), axis=-1)
+
+
 class SetActorCritic(nn.Module):
     """Actor-critic whose parameters do not depend on U or Q (size-free), split into what is
     fixed for an episode and what changes per decision, so a decision costs O(Q x width).
@@ -192,9 +200,7 @@ class SetActorCritic(nn.Module):
 
     def value_count(self, status):
         """(...,) the number of users the value stands for (see ``value_scale``)."""
-        if self.value_scale == "total":
-            return jnp.sum(status != ABSENT, axis=-1)
-        return jnp.sum((status == PENDING) | (status == CURRENT), axis=-1)
+        return value_count(status, self.value_scale)
 
     def decide(self, users, count, emb: EpisodeEmbedding, sinr, action_mask, context):
         """Logits (..., A) and value (...,) of one decision: ``users`` (..., 5 width) from

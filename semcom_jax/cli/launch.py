@@ -25,6 +25,8 @@ def initialize(coordinator: str | None, num_processes: int | None,
     if any(given) and not all(given):
         raise ValueError("--distributed: give --coordinator, --num-processes and --process-id "
                          "together, or none of them (SLURM, Open MPI, TPU: detected by JAX)")
+    if all(given) and num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
     if all(given) and not 0 <= process_id < num_processes:
         raise ValueError(f"--process-id must lie in [0, {num_processes}), got {process_id}")
     import jax
