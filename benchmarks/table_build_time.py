@@ -37,11 +37,11 @@ REAL_CLIP = {  # (patch, width, layers, heads, mlp, projection) of OpenAI's visi
 }
 
 
-def time_clip(model, batch: int, size: int, repeats: int) -> float:
+def time_clip(model, params, batch: int, size: int, repeats: int) -> float:
     fn = jax.jit(lambda p, x: model.get_image_features(pixel_values=x, params=p))
     x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, 3, size, size)), jnp.float32)
-    jax.block_until_ready(fn(model.params, x))
-    return best_time(lambda: jax.block_until_ready(fn(model.params, x)), repeats) / batch
+    jax.block_until_ready(fn(params, x))
+    return best_time(lambda: jax.block_until_ready(fn(params, x)), repeats) / batch
 
 
 def main(argv=None):
@@ -65,8 +65,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         paths = tiny.make_all(tmp)
         for i, path in enumerate(paths["clip"]):
-            model, _ = hf.load_clip(path)
-            t = time_clip(model, a.batch, tiny.IMAGE_SIZE, a.repeats)
+            model, params, _ = hf.load_clip(path)
+            t = time_clip(model, params, a.batch, tiny.IMAGE_SIZE, a.repeats)
             rows.append({"model": f"tiny CLIP {i}", "stage": "image features", "size": "32 px",
                          "s_per_image": t})
         r = regen.Regenerator(paths["sd"], a.steps, 3.0)
@@ -84,16 +84,19 @@ def main(argv=None):
                                    num_hidden_layers=layers, num_attention_heads=heads,
                                    intermediate_size=mlp),
                 projection_dim=proj)
-            model = transformers.FlaxCLIPModel(cfg, seed=0)
-            t = time_clip(model, a.batch, 224, a.repeats)
+            model = transformers.FlaxCLIPModel(cfg, _do_init=False)
+            params = tiny.host_init(jax.eval_shape(lambda k: model.init_weights(
+                k, model.input_shape), jax.random.PRNGKey(0)), 0,
+                logit_scale=cfg.logit_scale_init_value)
+            t = time_clip(model, params, a.batch, 224, a.repeats)
             rows.append({"model": f"{name} (random weights)", "stage": "image features",
                          "size": "224 px", "s_per_image": t})
-            del model
+            del model, params
     if a.sd_real_step:
         import diffusers
 
         unet = diffusers.FlaxUNet2DConditionModel(sample_size=64, cross_attention_dim=768)
-        params = unet.init_weights(jax.random.PRNGKey(0))
+        params = tiny.host_init(jax.eval_shape(unet.init_weights, jax.random.PRNGKey(0)), 0)
         fn = jax.jit(lambda p, x, c: unet.apply({"params": p}, x, jnp.full((2,), 500), c).sample)
         x, c = jnp.zeros((2, 4, 64, 64)), jnp.zeros((2, 1, 768))
         jax.block_until_ready(fn(params, x, c))

@@ -28,7 +28,7 @@ def _final_params(run_dir):
 
     # The state's shapes do not depend on the device count: restore onto this one device.
     config = dataclasses.replace(files.load_config(run_dir), devices=1)
-    exp = Experiment(config)
+    exp = Experiment.shared(config)
     step, state = checkpoints.restore_latest(checkpoints.manager(run_dir), exp.init_state(),
                                              run_dir)
     return step, jax.tree.map(np.asarray, state.params)

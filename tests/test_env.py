@@ -76,10 +76,11 @@ def test_vmapped_batch_equals_python_loop():
     acts = jnp.array([0, 3, 11, 29, 7, 5, 14, 22])
     step_keys = jax.random.split(jax.random.PRNGKey(1), 8)
     out_b = jax.jit(jax.vmap(env.step, (0, 0, 0, None)))(step_keys, st_b, acts, p)
+    reset, step = jax.jit(env.reset), jax.jit(env.step)  # one env at a time
     for i in range(8):
-        o, s = env.reset(keys[i], p)
+        o, s = reset(keys[i], p)
         np.testing.assert_allclose(np.asarray(o.features), np.asarray(obs_b.features[i]), rtol=1e-6)
-        out = env.step(step_keys[i], s, acts[i], p)
+        out = step(step_keys[i], s, acts[i], p)
         chex.assert_trees_all_close(out, jax.tree.map(lambda x: x[i], out_b), rtol=1e-5)
 
 
@@ -218,9 +219,10 @@ def test_vec_env_resets_every_u_steps_and_matches_env():
     venv = VecEnv(env, 4)
     obs, vs = venv.reset(jax.random.PRNGKey(0), p)
     step = jax.jit(venv.step)
+    legal = jax.jit(lambda k, m: uniform_legal_action(k, m, env))
     first_inst = vs.env_state.instance.interference_w
     for t in range(7):
-        a = uniform_legal_action(jax.random.PRNGKey(t), obs.action_mask, env)
+        a = legal(jax.random.PRNGKey(t), obs.action_mask)
         obs, vs, r, done, info = step(jax.random.PRNGKey(50 + t), vs, a, p)
         assert bool(jnp.all(done)) == (t % 3 == 2)
         assert int(vs.clock) == (t + 1) % 3

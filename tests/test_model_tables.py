@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -66,13 +67,17 @@ def _hf_zero_shot_accuracy(ckpt, images, labels, class_names):
     """Independent reference: transformers' own CLIP forward (logits_per_image)."""
     import transformers
 
-    model = transformers.FlaxCLIPModel.from_pretrained(ckpt)
+    model, params = transformers.FlaxCLIPModel.from_pretrained(ckpt, _do_init=False)
     proc = transformers.CLIPProcessor.from_pretrained(ckpt)
     inputs = proc(text=[f"an image of a {c}" for c in class_names], images=list(images),
                   return_tensors="np", padding=True)
-    out = model(**inputs)
-    pred = np.argmax(np.asarray(out.logits_per_image), axis=-1)
-    img = np.asarray(model.get_image_features(pixel_values=inputs["pixel_values"]))
+    inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    # Jitted: run eagerly, each of the model's operations is compiled on its own.
+    logits, img = jax.jit(lambda p, x: (model(**x, params=p).logits_per_image,
+                                        model.get_image_features(pixel_values=x["pixel_values"],
+                                                                 params=p)))(params, inputs)
+    pred = np.argmax(np.asarray(logits), axis=-1)
+    img = np.asarray(img)
     return float(np.mean(pred == labels)), img
 
 

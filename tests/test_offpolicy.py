@@ -130,14 +130,17 @@ def test_sac_temperature_tracks_the_entropy_gap_during_training(short_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo,budget,floor", [("dqn", 400_000, 0.6), ("sac", 400_000, 0.6)])
-def test_off_policy_agents_beat_random_clearly(algo, budget, floor):
+# Measured on three seeds at this budget: DQN 0.785-0.870, SAC 0.826-0.884 (random scores 0).
+@pytest.mark.parametrize("algo,budget,floor", [("dqn", 150_000, 0.7), ("sac", 150_000, 0.7)])
+def test_off_policy_agents_beat_random_clearly(algo, budget, floor, optimised):
     cfg = TrainConfig.for_algo(algo, num_users=3, num_rbs=4, obs_mode="full",
                                total_env_steps=budget, eval_episodes=256,
                                chunk_updates=10_000)
-    exp = runs.Experiment(cfg)
-    _, _, ev = exp.run_chunk(exp.init_state(), cfg.num_updates)
-    assert float(np.asarray(ev["eval_normalised"])[0]) >= floor  # random scores 0
+    exp = runs.Experiment(cfg, compiler_options=optimised)
+    state = exp.init_state()
+    untrained = float(exp.evaluate(state)["eval_normalised"][0])
+    _, _, ev = exp.run_chunk(state, cfg.num_updates)
+    assert untrained < floor - 0.2 and float(np.asarray(ev["eval_normalised"])[0]) >= floor
 
 
 # ----------------------------------------------------------------------------- runs
@@ -151,8 +154,8 @@ def test_off_policy_agents_beat_random_clearly(algo, budget, floor):
 def test_seeds_vmapped_equal_seeds_alone(algo):
     both = _experiment(algo, num_seeds=2)
     _, m2, e2 = both.run_chunk(both.init_state(), 4)
-    for s in range(2):
-        one = runs.Experiment(TrainConfig.for_algo(algo, **{**TINY, "num_seeds": 1}))
+    one = runs.Experiment(TrainConfig.for_algo(algo, **{**TINY, "num_seeds": 1}))
+    for s in range(2):  # one Experiment, so its chunk program is compiled once
         one.seed_keys = both.seed_keys[s:s + 1]
         _, m1, e1 = one.run_chunk(one.init_state(), 4)
         np.testing.assert_allclose(np.asarray(m2["train_return"])[s],

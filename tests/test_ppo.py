@@ -68,14 +68,15 @@ def test_rollout_actions_are_always_legal():
 
 
 @pytest.mark.slow
-def test_ppo_learns_a_small_instance():
+def test_ppo_learns_a_small_instance(optimised):
+    # Measured on three seeds: 0.959-0.960 at this budget, untrained greedy policies -0.14-0.08.
     cfg = TrainConfig(num_users=3, num_rbs=4, obs_mode="full", num_envs=256,
-                      total_env_steps=600_000, chunk_updates=20, eval_episodes=256)
-    exp = runs.Experiment(cfg)
+                      total_env_steps=61_440, chunk_updates=40, eval_episodes=256)
+    exp = runs.Experiment(cfg, compiler_options=optimised)
     state = exp.init_state()
-    for _ in range(cfg.num_updates // cfg.chunk_updates):
-        state, metrics, evals = exp.run_chunk(state, cfg.chunk_updates)
-    assert float(evals["eval_normalised"][0]) >= 0.8
+    untrained = float(exp.evaluate(state)["eval_normalised"][0])
+    state, metrics, evals = exp.run_chunk(state, cfg.num_updates)
+    assert untrained < 0.8 and float(evals["eval_normalised"][0]) >= 0.93
 
 
 def test_kl_objective_runs_and_adapts():
@@ -98,10 +99,15 @@ def test_seeds_vmapped_equal_seeds_alone():
 
 
 def _final_params(run_dir):
-    exp = runs.Experiment(runs.load_config(run_dir))
+    exp = runs.Experiment.shared(runs.load_config(run_dir))
     m = checkpoints.manager(run_dir)
-    st = checkpoints.restore(m, m.latest_step(), exp.init_state())
+    fresh = exp.init_state()
+    st = checkpoints.restore(m, m.latest_step(), fresh)
     m.close()
+    # Same types as a fresh state, weak types included: a resumed run reuses the compiled chunk
+    # programs instead of tracing different ones.
+    assert [jax.typeof(x) for x in jax.tree.leaves(st)] == [jax.typeof(x)
+                                                             for x in jax.tree.leaves(fresh)]
     return st.params
 
 
@@ -152,6 +158,13 @@ def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
     assert cli(["baselines", "--users", "3", "--rbs", "2", "--episodes", "16"]) == 0
     # A second train into the same folder is refused rather than mixing two runs.
     assert cli(["train", "--config", str(cfg_file), "--out", str(run), "--no-progress"]) == 2
+
+
+def test_shared_experiments_are_one_per_config():
+    cfg = TrainConfig(**TINY)
+    exp = runs.Experiment.shared(cfg)
+    assert runs.Experiment.shared(TrainConfig.from_dict(json.loads(cfg.to_json()))) is exp
+    assert runs.Experiment.shared(TrainConfig(**{**TINY, "ent_coef": 0.02})) is not exp
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,6 +1,7 @@
 """Model semantics: "no RB" at every size, nothing beats the exact optimum, info tells the truth,
 the paper observation's ceiling, monotone tables."""
 
+import functools
 import math
 import warnings
 
@@ -25,14 +26,19 @@ def _optimum_returns(env, p, inst):
 
 def _play(env, p, instance, policy):
     """Dense-reward return of ``policy(obs, state, t) -> action`` on one instance."""
-    step = jax.jit(env.step)
-    obs, st = env.reset_to(instance, p)
-    total, infos = 0.0, []
+    reset_to, step = _jitted(env)
+    obs, st = reset_to(instance, p)
+    total = 0.0
     for t in range(env.num_users):
-        obs, st, r, _, info = step(jax.random.PRNGKey(t), st, jnp.int32(policy(obs, st, t)), p)
+        obs, st, r, _, _ = step(jax.random.PRNGKey(t), st, jnp.int32(policy(obs, st, t)), p)
         total += float(r)
-        infos.append(jax.tree.map(np.asarray, info))
-    return total, infos
+    return total
+
+
+@functools.lru_cache
+def _jitted(env):
+    """The env's ``reset_to`` and ``step``, compiled once per env (not once per episode)."""
+    return jax.jit(env.reset_to), jax.jit(env.step)
 
 
 @pytest.mark.slow
@@ -45,6 +51,7 @@ def test_no_action_sequence_beats_the_optimum(u, q):
     value, unserved = np.asarray(at.value), np.asarray(at.unserved_value)
     rng = np.random.default_rng(0)
     a_max = env.num_actions
+    uniform_legal = jax.jit(env.actions.uniform_legal)
     for i in range(6):
         one = jax.tree.map(lambda x: x[i], inst)
 
@@ -59,12 +66,12 @@ def test_no_action_sequence_beats_the_optimum(u, q):
             lambda obs, st, t: rng.integers(-2, a_max + 3),  # anything, legal or not
             lambda obs, st, t: env.no_rb_action,
             lambda obs, st, t: 0,  # RB 0 again and again: invalid after the first user
-            lambda obs, st, t: int(env.actions.uniform_legal(jax.random.PRNGKey(t + 100 * i),
-                                                             obs.action_mask)),
+            lambda obs, st, t: int(uniform_legal(jax.random.PRNGKey(t + 100 * i),
+                                                 obs.action_mask)),
         ]
         for policy in policies:
             for _ in range(2):
-                r, _ = _play(env, p, one, policy)
+                r = _play(env, p, one, policy)
                 assert r <= opt[i] + 1e-4, (i, r, opt[i])
 
 
@@ -102,6 +109,20 @@ def test_info_tells_the_truth_for_unserved_and_served_users():
         assert bool(info["delay_violation"]) and not bool(info["energy_violation"])
         assert int(info["encoder"]) == -1
         assert math.isclose(float(r), chance - p.lam_delay, rel_tol=1e-6)
+
+
+def test_evaluators_share_held_out_episodes_only_when_everything_matches():
+    env = SemComEnv(2, 3)
+    p = env.default_params
+    a = Evaluator(env, p, 8, seed=1, ceiling_draws=4)
+    b = Evaluator(SemComEnv(2, 3), p, 8, seed=1, ceiling_draws=4)
+    assert a.action_tables is b.action_tables and a.baselines == b.baselines
+    assert a.baselines is not b.baselines  # each its own copy of the report
+    for other in (Evaluator(env, p.replace(tx_power_w=0.02), 8, seed=1, ceiling_draws=4),
+                  Evaluator(env, p, 8, seed=2, ceiling_draws=4),
+                  Evaluator(SemComEnv(2, 3, obs_mode="full"), p, 8, seed=1)):
+        assert other.action_tables is not a.action_tables
+        assert other.baselines != a.baselines
 
 
 def test_unserved_rate_is_reported_by_every_baseline():

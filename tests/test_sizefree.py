@@ -176,12 +176,13 @@ def test_zero_shot_eval_at_a_size_never_trained_on(tmp_path, capsys):
     assert "U=9 Q=13" in out and "policy (PPO)" in out and "optimum" in out
     line = next(x for x in out.splitlines() if x.startswith("policy (PPO)"))
     assert math.isfinite(float(line.split()[2]))  # the return is a number
-    # A network whose parameters depend on the size cannot be evaluated at another one.
+    # A network whose parameters depend on the size cannot be evaluated at another one: refused
+    # from the run's config, before any checkpoint is read.
+    from semcom_jax.agents.config import TrainConfig
+    from semcom_jax.training import files
+
     other = str(tmp_path / "per_rb")
-    assert main(["train", "--users", "2", "--rbs", "3", "--num-envs", "8", "--total-steps", "32",
-                 "--eval-episodes", "4", "--set", "ceiling_draws=0", "--no-progress",
-                 "--out", other]) == 0
-    capsys.readouterr()
+    files.start_run(other, TrainConfig(num_users=2, num_rbs=3, num_envs=8, eval_episodes=4))
     assert main(["eval", other, "--users", "4"]) == 2
     assert "size-free" in capsys.readouterr().err
 

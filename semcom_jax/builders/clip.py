@@ -12,6 +12,7 @@ so the env's ``features`` score mode corrupts real CLIP features in-graph. ``DM_
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import sys
 
@@ -44,9 +45,17 @@ def check_names(checkpoints, names) -> list:
     return names
 
 
-def image_features(model, processor, images: np.ndarray, batch_size: int, progress=None):
+@functools.lru_cache(maxsize=8)
+def _image_fn(model):
+    """The model's jitted image tower, built once per model: the regeneration builder calls
+    :func:`image_features` for every batch it judges."""
+    return jax.jit(lambda params, px: model.get_image_features(pixel_values=px, params=params))
+
+
+def image_features(model, params, processor, images: np.ndarray, batch_size: int,
+                   progress=None):
     """(N, D) float32 image features (CLIP's projected embedding, not normalised)."""
-    fn = jax.jit(lambda params, px: model.get_image_features(pixel_values=px, params=params))
+    fn = _image_fn(model)
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
@@ -54,26 +63,27 @@ def image_features(model, processor, images: np.ndarray, batch_size: int, progre
         pad = batch_size - px.shape[0]  # one compiled shape for every batch
         if pad:
             px = np.concatenate([px, np.zeros((pad,) + px.shape[1:], px.dtype)])
-        out.append(np.asarray(fn(model.params, jnp.asarray(px)))[:batch_size - pad])
+        out.append(np.asarray(fn(params, jnp.asarray(px)))[:batch_size - pad])
         if progress is not None:
             progress.update(len(batch))
     return np.concatenate(out).astype(np.float32)
 
 
-def text_features(model, processor, class_names) -> np.ndarray:
+def text_features(model, params, processor, class_names) -> np.ndarray:
     tok = processor.tokenizer([PROMPT.format(c) for c in class_names], padding=True,
                               return_tensors="np")
-    f = model.get_text_features(input_ids=jnp.asarray(tok["input_ids"]),
-                                attention_mask=jnp.asarray(tok["attention_mask"]))
+    f = jax.jit(lambda p, ids, mask: model.get_text_features(input_ids=ids, attention_mask=mask,
+                                                             params=p))(
+        params, jnp.asarray(tok["input_ids"]), jnp.asarray(tok["attention_mask"]))
     return np.asarray(f, np.float32)
 
 
 def encode_checkpoint(name: str, data: LabelledImages, batch_size: int, progress=None) -> dict:
-    model, processor = hf.load_clip(name)
-    img = image_features(model, processor, data.images, batch_size, progress)
-    txt = text_features(model, processor, data.class_names)
+    model, params, processor = hf.load_clip(name)
+    img = image_features(model, params, processor, data.images, batch_size, progress)
+    txt = text_features(model, params, processor, data.class_names)
     return {"image_features": img, "text_features": txt,
-            "logit_scale": np.float32(np.exp(np.asarray(model.params["logit_scale"]))),
+            "logit_scale": np.float32(np.exp(np.asarray(params["logit_scale"]))),
             "vision_macs": np.float64(hf.vision_macs(model.config.vision_config))}
 
 

@@ -33,17 +33,20 @@ def check_checkpoint(name: str, what: str) -> None:
 
 
 def load_clip(name: str):
-    """``(FlaxCLIPModel, CLIPProcessor)`` of a checkpoint."""
+    """``(FlaxCLIPModel, params, CLIPProcessor)`` of a checkpoint. The model is built without
+    initialising weights of its own (``_do_init=False``): its initialisers run op by op, each
+    compiled alone, only to be replaced by the checkpoint's weights."""
     transformers = require("transformers")
     check_checkpoint(name, "CLIP")
     try:
-        model = transformers.FlaxCLIPModel.from_pretrained(os.path.expanduser(name))
+        model, params = transformers.FlaxCLIPModel.from_pretrained(os.path.expanduser(name),
+                                                                   _do_init=False)
         processor = transformers.CLIPProcessor.from_pretrained(os.path.expanduser(name))
     except (OSError, ValueError, EnvironmentError) as e:
         raise ValueError(f"unknown CLIP checkpoint {name!r}: not a folder holding a Flax CLIP "
                          f"model and its processor, nor a hub model reachable from here ({e})"
                          ) from None
-    return model, processor
+    return model, params, processor
 
 
 def vision_macs(vision_config) -> float:

@@ -135,8 +135,8 @@ def build(images: str, sd: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names
         hf.check_checkpoint(c, "CLIP")
     data = read_images(images, resize, max_per_class)
     regen = Regenerator(sd, num_steps, guidance)
-    judge_model, judge_proc = hf.load_clip(judge)
-    src_judge = image_features(judge_model, judge_proc, data.images, batch_size)
+    judge_model, judge_params, judge_proc = hf.load_clip(judge)
+    src_judge = image_features(judge_model, judge_params, judge_proc, data.images, batch_size)
     n = len(data.images)
     off_diag = ~np.eye(n, dtype=bool)
     sims = cosine(src_judge[:, None, :], src_judge[None, :, :])
@@ -157,8 +157,8 @@ def build(images: str, sd: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names
                     "max_per_class": max_per_class, "show": show}
         part = parts.load(i, settings)
         if part is None:
-            model, proc = hf.load_clip(ckpt)
-            feats = image_features(model, proc, data.images, batch_size)
+            model, params, proc = hf.load_clip(ckpt)
+            feats = image_features(model, params, proc, data.images, batch_size)
             width = feats.shape[1]
             proj = regen.projection(width, seed)
             score = np.zeros(len(grid), np.float32)
@@ -176,7 +176,8 @@ def build(images: str, sd: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names
                             jax.random.split(k_noise, f.shape[0]), f, jnp.int32(width),
                             jnp.float32(snr_lin))
                         out_img = to_uint8(regen(k_latent, noisy, proj))
-                        rj = image_features(judge_model, judge_proc, out_img, batch_size)
+                        rj = image_features(judge_model, judge_params, judge_proc, out_img,
+                                            batch_size)
                         total += float(np.sum(cosine(rj, src_judge[start:start + batch_size])))
                         if d == 0 and start < show:
                             m = min(show - start, len(out_img))

@@ -3,6 +3,9 @@ held-out evaluator, the seed axes, the device mesh and the compiled chunk of upd
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,14 +42,22 @@ def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
     return TRAINERS[config.algo](config, env, env_params)
 
 
+# Experiment.shared: a few recent Experiments, each holding its compiled programs.
+_SHARED: OrderedDict = OrderedDict()
+_SHARED_SIZE = 4
+
+
 class Experiment:
     """Everything a run needs, built once from a config: env, trainer, evaluator, compiled chunk."""
 
     def __init__(self, config: TrainConfig, eval_users: int | None = None,
-                 eval_rbs: int | None = None):
+                 eval_rbs: int | None = None, compiler_options: dict | None = None):
         """``eval_users``/``eval_rbs``: evaluate at another size than ``num_users``/``num_rbs``
-        (size-free network only; zero-shot evaluation)."""
+        (size-free network only; zero-shot evaluation). ``compiler_options``: XLA options for
+        the chunk programs (``jax.jit``'s), e.g. ``{"xla_backend_optimization_level": 0}``
+        compiles a tiny config faster and runs it slower."""
         self.config = config.validate()
+        self.compiler_options = dict(compiler_options or {})
         eval_users = config.num_users if eval_users is None else eval_users
         eval_rbs = config.num_rbs if eval_rbs is None else eval_rbs
         if (eval_users, eval_rbs) != (config.num_users, config.num_rbs) and config.network != "set":
@@ -76,10 +87,27 @@ class Experiment:
         self._chunks = {}
         self._chunk_fn = chunk
 
+    @classmethod
+    def shared(cls, config: TrainConfig, eval_users: int | None = None,
+               eval_rbs: int | None = None) -> "Experiment":
+        """The process's Experiment for these arguments, built on first use: training, resuming
+        and evaluating one run in a process then trace and compile its programs once. The
+        object is shared; do not change its attributes."""
+        key = json.dumps([config.to_dict(), eval_users, eval_rbs], sort_keys=True)
+        if key not in _SHARED:
+            _SHARED[key] = cls(config, eval_users, eval_rbs)
+            while len(_SHARED) > _SHARED_SIZE:
+                _SHARED.popitem(last=False)
+        _SHARED.move_to_end(key)
+        return _SHARED[key]
+
     def init_state(self):
         states = [self._init_one(k) for k in self.seed_keys]
         state = jax.tree.map(lambda ax, *xs: xs[0] if ax is None else jnp.stack(xs), self.axes,
                              *states, is_leaf=lambda x: x is None)
+        # Strongly typed leaves: a restored checkpoint has no weak types, and a weak-typed fresh
+        # state would trace a different program, so every resume recompiled each chunk length.
+        state = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), state)
         return jax.device_put(state, self.shardings(state))
 
     def shardings(self, state):
@@ -93,7 +121,8 @@ class Experiment:
             self._chunks[n] = jax.jit(jax.vmap(lambda s: self._chunk_fn(s, n),
                                                in_axes=(self.axes,),
                                                out_axes=(self.axes, 0, 0)),
-                                      out_shardings=(self.shardings(state), rep, rep))
+                                      out_shardings=(self.shardings(state), rep, rep),
+                                      compiler_options=self.compiler_options or None)
         return self._chunks[n](state)
 
     def evaluate(self, state) -> dict:

@@ -95,7 +95,7 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
         config.validate()
 
     # Built before anything is written, so a start that fails leaves no run folder behind.
-    exp = Experiment(config)
+    exp = Experiment.shared(config)
     ev = exp.evaluator
     if not resume:
         files.start_run(run_dir, config)
@@ -217,7 +217,7 @@ def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None
     config = files.load_config(run_dir)
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes).validate()
-    exp = Experiment(config, num_users, num_rbs)
+    exp = Experiment.shared(config, num_users, num_rbs)
     mngr = checkpoints.manager(run_dir)
     step, state = checkpoints.restore_latest(mngr, exp.init_state(), run_dir)
     mngr.close()
