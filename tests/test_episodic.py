@@ -86,6 +86,7 @@ def _replay(tr, state, traj):
     return seen, logits, logp, value
 
 
+@pytest.mark.slow  # compiles a whole episode collection and its replay (~15 s each)
 @pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5)}])
 def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     cfg, env, tr = _trainer(**sizes)
@@ -117,6 +118,7 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     np.testing.assert_allclose(np.asarray(v_tab), np.asarray(value), rtol=1e-5, atol=2e-5)
 
 
+@pytest.mark.slow  # compiles the update at three chunk sizes
 def test_chunked_gradient_equals_the_plain_ppo_gradient():
     cfg, env, tr = _trainer(num_users=4, num_rbs=5)
     state = tr.init(jax.random.PRNGKey(1))

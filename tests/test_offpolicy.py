@@ -76,7 +76,8 @@ def short_run():
     return get
 
 
-@pytest.mark.parametrize("algo", OFF)
+# SAC's short run compiles its whole training program (~20 s): full suite only.
+@pytest.mark.parametrize("algo", ["dqn", pytest.param("sac", marks=pytest.mark.slow)])
 def test_behaviour_policy_only_takes_legal_actions(algo, short_run):
     exp, state, metrics = short_run(algo)
     buf = jax.tree.map(lambda x: np.asarray(x)[0], state.buffer.experience)  # seed 0
@@ -117,6 +118,7 @@ def test_temperature_falls_above_target_entropy_and_rises_below(entropy, directi
     assert np.sign(float(optax.apply_updates(log_alpha, upd) - log_alpha)) == direction
 
 
+@pytest.mark.slow
 def test_sac_temperature_tracks_the_entropy_gap_during_training(short_run):
     _, _, m = short_run("sac")
     alpha = np.asarray(m["alpha"])[0]
