@@ -50,7 +50,7 @@ def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instan
 # env and the evaluation settings, so each process computes them once per distinct set-up: a
 # run that is trained, resumed and evaluated in one process builds its Evaluator three times.
 _HELD_OUT: OrderedDict = OrderedDict()
-_HELD_OUT_SIZE = 8
+_HELD_OUT_SIZE = 4
 
 
 def _fingerprint(env: SemComEnv, env_params: EnvParams, *settings) -> str:

@@ -42,9 +42,10 @@ def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
     return TRAINERS[config.algo](config, env, env_params)
 
 
-# Experiment.shared: a few recent Experiments, each holding its compiled programs.
+# Experiment.shared: the two most recent Experiments, each holding its compiled programs and its
+# evaluator (at U = 1000, Q = 2000 the held-out action tables alone are ~0.4 GB).
 _SHARED: OrderedDict = OrderedDict()
-_SHARED_SIZE = 4
+_SHARED_SIZE = 2
 
 
 class Experiment:
