@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections import OrderedDict
 from typing import Callable
 
 import jax
@@ -23,6 +22,7 @@ from semcom_jax.agents import networks as nets
 from semcom_jax.baselines import report, solvers
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.types import EnvState
+from semcom_jax.memo import LRU
 from semcom_jax.physics.instance import Instance
 from semcom_jax.physics.params import EnvParams
 
@@ -49,8 +49,7 @@ def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instan
 # The held-out episodes and their baselines (the optimum is the costly part) depend only on the
 # env and the evaluation settings, so each process computes them once per distinct set-up: a
 # run that is trained, resumed and evaluated in one process builds its Evaluator three times.
-_HELD_OUT: OrderedDict = OrderedDict()
-_HELD_OUT_SIZE = 4
+_HELD_OUT: LRU = LRU(4)  # at U = 1000, Q = 2000 one held-out set's action tables are ~0.4 GB
 
 
 def _fingerprint(env: SemComEnv, env_params: EnvParams, *settings) -> str:
@@ -89,13 +88,9 @@ class Evaluator:
                              reward="dense", score="table", flat_features=env.flat_features)
         self.env_params = env_params
         key = _fingerprint(self.env, env_params, num_episodes, seed, random_draws, ceiling_draws)
-        if key not in _HELD_OUT:
-            _HELD_OUT[key] = _held_out(self.env, env_params, num_episodes, seed, random_draws,
-                                       ceiling_draws)
-            while len(_HELD_OUT) > _HELD_OUT_SIZE:
-                _HELD_OUT.popitem(last=False)
-        _HELD_OUT.move_to_end(key)
-        self.instances, self.action_tables, self.ceiling_se, baselines = _HELD_OUT[key]
+        self.instances, self.action_tables, self.ceiling_se, baselines = _HELD_OUT.get(
+            key, lambda: _held_out(self.env, env_params, num_episodes, seed, random_draws,
+                                   ceiling_draws))
         self.baselines = copy.deepcopy(baselines)  # callers may add to their report
         self.ceiling = report.CEILING if self.ceiling_se is not None else "optimum"
         self.r_random = self.baselines["random"]["return"]

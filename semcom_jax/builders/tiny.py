@@ -30,7 +30,7 @@ def host_init(abstract, seed: int, **constants):
     """Random parameters of the shapes in ``abstract``, drawn with numpy: norm scales 1, biases
     0, kernels LeCun-normal (std 1/sqrt(fan-in)), embeddings N(0, 0.02); a leaf named in
     ``constants`` takes that value. The models' own initialisers run op by op, each compiled on
-    its own (661 compilations, most of the 48 s that building the four tiny models took)."""
+    its own (661 compilations for the four tiny models; most of their build time)."""
     rng = np.random.default_rng(seed)
 
     def leaf(path, x):

@@ -4,7 +4,6 @@ held-out evaluator, the seed axes, the device mesh and the compiled chunk of upd
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +16,7 @@ from semcom_jax.agents.ppo import PPO
 from semcom_jax.agents.sac import SAC
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.padded import RandomSizeEnv
+from semcom_jax.memo import LRU
 from semcom_jax.tables.format import load_table
 from semcom_jax.training import sharding
 
@@ -42,10 +42,25 @@ def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
     return TRAINERS[config.algo](config, env, env_params)
 
 
+def check_compiler_options(options) -> dict:
+    """``options`` as a dict, or a ValueError naming what XLA refuses (found by compiling a
+    trivial program, not at the first chunk's compilation deep inside a run)."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ValueError(f"compiler_options must be a dict of XLA option names to values, got "
+                         f"{options!r}")
+    try:
+        jax.jit(lambda: 0, compiler_options=options or None).lower().compile()
+    except Exception as e:  # XLA's own error type and wording vary
+        raise ValueError(f"compiler_options {options!r} refused by XLA: "
+                         f"{' '.join(str(e).split())[:200]}") from None
+    return dict(options)
+
+
 # Experiment.shared: the two most recent Experiments, each holding its compiled programs and its
 # evaluator (at U = 1000, Q = 2000 the held-out action tables alone are ~0.4 GB).
-_SHARED: OrderedDict = OrderedDict()
-_SHARED_SIZE = 2
+_SHARED: LRU = LRU(2)
 
 
 class Experiment:
@@ -58,7 +73,7 @@ class Experiment:
         the chunk programs (``jax.jit``'s), e.g. ``{"xla_backend_optimization_level": 0}``
         compiles a tiny config faster and runs it slower."""
         self.config = config.validate()
-        self.compiler_options = dict(compiler_options or {})
+        self.compiler_options = check_compiler_options(compiler_options)
         eval_users = config.num_users if eval_users is None else eval_users
         eval_rbs = config.num_rbs if eval_rbs is None else eval_rbs
         if (eval_users, eval_rbs) != (config.num_users, config.num_rbs) and config.network != "set":
@@ -95,12 +110,7 @@ class Experiment:
         and evaluating one run in a process then trace and compile its programs once. The
         object is shared; do not change its attributes."""
         key = json.dumps([config.to_dict(), eval_users, eval_rbs], sort_keys=True)
-        if key not in _SHARED:
-            _SHARED[key] = cls(config, eval_users, eval_rbs)
-            while len(_SHARED) > _SHARED_SIZE:
-                _SHARED.popitem(last=False)
-        _SHARED.move_to_end(key)
-        return _SHARED[key]
+        return _SHARED.get(key, lambda: cls(config, eval_users, eval_rbs))
 
     def init_state(self):
         states = [self._init_one(k) for k in self.seed_keys]
