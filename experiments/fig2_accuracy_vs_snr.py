@@ -48,8 +48,9 @@ def plot_table(path: str, out_dir: str) -> list[str]:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{stem}: {t.task}, source {t.metadata['source']} "
-                 f"({t.metadata.get('dataset', '')})", fontsize=9)
+    import textwrap
+    fig.suptitle(textwrap.fill(f"{stem}: {t.task}, source {t.metadata['source']} "
+                               f"({t.metadata.get('dataset', '')})", 110), fontsize=9)
     fig.tight_layout()
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, f"fig2_{stem}.png")

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from semcom_jax.agents.networks import NETWORKS
 from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
+from semcom_jax.tables.format import NAMED_TABLES, table_path
 
 ALGOS = ("ppo", "sac", "dqn")
 MAX_INT = 2**31 - 1  # counters, seeds and sizes are int32 inside the compiled loop
@@ -44,7 +45,7 @@ class TrainConfig:
     obs_mode: str = "paper"
     reward: str = "terminal"
     score: str = "table"
-    table: str = ""  # path of a table file; "" is the embedded default
+    table: str = ""  # a table file or a shipped table's name (NAMED_TABLES); "": the default
     env_params: dict = dataclasses.field(default_factory=dict)  # EnvParams overrides
     # --- algorithm ---
     algo: str = "ppo"
@@ -267,7 +268,8 @@ class TrainConfig:
         need(self.total_env_steps >= self.steps_per_update, "total_env_steps",
              f"must be at least one update's {self.steps_per_update} env steps")
         if self.table:
-            need(os.path.isfile(self.table), "table", "must name an existing table file")
+            need(os.path.isfile(table_path(self.table)), "table",
+                 f"must name an existing table file or a shipped table {sorted(NAMED_TABLES)}")
         self.make_env_params()  # raises naming a bad physical parameter
         return self
 

@@ -110,6 +110,12 @@ class SemComEnv:
                 raise ValueError("score='features' needs a table with a feature set; this one has none")
             if self.table.task != "classification":
                 raise ValueError("score='features' is defined for classification tables only")
+            receiver = self.table.metadata.get("receiver", "cosine")
+            if receiver != "cosine":
+                raise ValueError(
+                    f"score='features' classifies with CLIP's cosine receiver, but this table's "
+                    f"scores were measured with the {receiver!r} receiver: use score='table' "
+                    "with it, or a table built without that receiver")
         self.num_users = num_users
         self.num_rbs = num_rbs
         self.num_encoders = self.table.data.num_encoders

@@ -112,8 +112,30 @@ class Table:
 # ----------------------------------------------------------------------------- files
 
 
+# Tables shipped inside the package, selectable by name wherever a table file is asked for.
+NAMED_TABLES = {
+    "synthetic": "default_table.npz",  # calibrated to CLIP's published accuracies (the default)
+    "fashion-mnist": "fashion_mnist_table.npz",  # measured: encoders trained here (codec/)
+}
+
+
 def default_table_path() -> str:
-    return str(importlib.resources.files("semcom_jax.tables") / "data" / "default_table.npz")
+    return named_table_path("synthetic")
+
+
+def named_table_path(name: str) -> str:
+    if name not in NAMED_TABLES:
+        raise TableError(f"no shipped table named {name!r}; shipped: {sorted(NAMED_TABLES)}")
+    return str(importlib.resources.files("semcom_jax.tables") / "data" / NAMED_TABLES[name])
+
+
+def table_path(spec: str | os.PathLike) -> str:
+    """A shipped table's name (:data:`NAMED_TABLES`) or a file path -> the file to read; a file
+    that exists under that name wins over a shipped table."""
+    spec = os.fspath(spec)
+    if spec in NAMED_TABLES and not os.path.exists(spec):
+        return named_table_path(spec)
+    return spec
 
 
 @functools.lru_cache(maxsize=1)
@@ -133,10 +155,12 @@ def save_table(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata:
 
 
 def load_table(path: str | os.PathLike) -> Table:
-    """Loads and validates a table file; raises :class:`TableError` naming what is wrong."""
-    path = os.fspath(path)
+    """Loads and validates a table file (or a shipped table by name, see :func:`table_path`);
+    raises :class:`TableError` naming what is wrong."""
+    path = table_path(path)
     if not os.path.isfile(path):
-        raise TableError(f"table file {path!r} does not exist")
+        raise TableError(f"table file {path!r} does not exist (shipped tables: "
+                         f"{sorted(NAMED_TABLES)})")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

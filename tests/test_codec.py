@@ -1,0 +1,400 @@
+"""The learned codec: image sets, encoders and their compute, contrastive training (plain and
+channel-robust), the noise attention module, MED's memories, and the table builder, on
+scikit-learn's digits (seconds) or generated data; values checked against hand computations,
+brute force and independent re-implementations."""
+
+import dataclasses
+import gzip
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from semcom_jax.codec import build, data, med, model as M, nam as N, train as T  # noqa: E402
+from semcom_jax.codec.measure import grid_scores  # noqa: E402
+from semcom_jax.tables.format import NAMED_TABLES, TableError, load_table  # noqa: E402
+
+FAST = T.TrainSettings(epochs=6, batch_size=32, learning_rate=3e-3)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load("digits", "train"), data.load("digits", "test")
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    train, test = digits
+    return T.train_encoder(M.DIGITS_FAMILY[0], train, FAST)
+
+
+def _accuracy(model, params, images, labels):
+    f = M.encode(model, params, jnp.asarray(images))
+    prompts, _ = M.text_and_scale(model, params)
+    sim = (f / jnp.linalg.norm(f, axis=-1, keepdims=True)) @ (
+        prompts / jnp.linalg.norm(prompts, axis=-1, keepdims=True)).T
+    return float(jnp.mean(jnp.argmax(sim, -1) == jnp.asarray(labels)))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _write_idx(path, array, magic):
+    header = magic.to_bytes(4, "big") + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_reader_reads_idx_files_and_refuses_bad_ones(tmp_path):
+    imgs = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 256
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", imgs, 0x803)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([9, 0, 4]), 0x801)
+    s = data.fashion_mnist("test", root=str(tmp_path))
+    assert s.images.shape == (3, 28, 28) and s.images.dtype == np.float32
+    np.testing.assert_allclose(s.images * 255.0, imgs, atol=1e-4)
+    assert s.labels.tolist() == [9, 0, 4] and s.class_names[9] == "ankle boot"
+    # wrong kind of file (labels where images belong)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.array([1, 2]), 0x801)
+    with pytest.raises(ValueError, match="not an idx file of the expected kind"):
+        data.fashion_mnist("test", root=str(tmp_path))
+    with pytest.raises(ValueError, match="apt-get install dataset-fashion-mnist"):
+        data.fashion_mnist("train", root=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="split"):
+        data.fashion_mnist("val", root=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown image set"):
+        data.load("cifar", "train")
+
+
+def test_digits_split_is_disjoint_fixed_and_complete(digits):
+    train, test = digits
+    assert len(train) + len(test) == 1797 and train.images.shape[1:] == (8, 8)
+    assert 0.0 <= train.images.min() and train.images.max() <= 1.0
+    again = data.digits("train")
+    np.testing.assert_array_equal(again.labels, train.labels)
+    b = train.per_class(3, seed=1)
+    assert np.bincount(b.labels).tolist() == [3] * 10
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def test_macs_by_hand_and_family_ratios():
+    s = M.EncoderSpec("x", patch=4, width=8, depth=1, heads=2, feature_dim=6)
+    t = 4  # 8x8 image, 4x4 patches
+    by_hand = t * 16 * 8 + (t * (4 * 64 + 2 * 4 * 64) + 2 * t * t * 8) + 8 * 6
+    assert s.macs(8, 8) == by_hand
+    macs = [f.macs(28, 28) for f in M.FASHION_FAMILY]
+    assert macs[0] < macs[1] < macs[2]
+    ratios = np.asarray(macs) / macs[0]  # close to CLIP's 1 : 3.96 : 18.4
+    assert 3 < ratios[1] < 5 and 15 < ratios[2] < 22
+
+
+def test_encoder_shapes_and_spec_errors():
+    spec = M.DIGITS_FAMILY[2]
+    model, params = M.init(spec, 10, 8, 8, jax.random.PRNGKey(0))
+    f = M.encode(model, params, jnp.zeros((5, 8, 8)), batch_size=4)  # a padded last batch
+    assert f.shape == (5, spec.feature_dim)
+    prompts, scale = M.text_and_scale(model, params)
+    assert prompts.shape == (10, spec.feature_dim) and float(scale) == pytest.approx(1 / 0.07)
+    with pytest.raises(ValueError, match="does not divide"):
+        M.init(M.EncoderSpec("bad", 3, 8, 1, 1, 4), 10, 8, 8, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="multiple of 3 heads"):
+        M.EncoderSpec("bad", 2, 8, 1, 3, 4).check(8, 8)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_clip_loss_matches_a_numpy_computation():
+    rng = np.random.default_rng(0)
+    f, p = rng.normal(size=(5, 4)), rng.normal(size=(3, 4))
+    y = np.array([0, 2, 2, 0, 0])  # class 1 absent from the batch
+    scale = 7.0
+    fn, pn = f / np.linalg.norm(f, axis=1, keepdims=True), p / np.linalg.norm(p, axis=1,
+                                                                              keepdims=True)
+    sim = scale * fn @ pn.T
+    i2t = -np.mean([sim[i, y[i]] - np.log(np.exp(sim[i]).sum()) for i in range(5)])
+    col = sim - np.log(np.exp(sim).sum(0, keepdims=True))
+    t2i = np.mean([-np.mean(col[y == c, c]) for c in (0, 2)])
+    got = T.clip_loss(jnp.asarray(f, jnp.float32), jnp.asarray(p, jnp.float32), scale,
+                      jnp.asarray(y))
+    assert float(got) == pytest.approx(0.5 * (i2t + t2i), rel=1e-5)
+
+
+def test_robust_loss_prefers_features_that_survive_the_channel():
+    # Features on their class prompt survive noise better than features with the same class
+    # signal spread over extra, class-free dimensions: the robust loss must say so.
+    prompts = jnp.eye(4, 16) * 3.0
+    y = jnp.arange(32) % 4
+    aligned = prompts[y]
+    spread = aligned + jnp.concatenate([jnp.zeros((32, 4)), 3.0 * jax.random.normal(
+        jax.random.PRNGKey(1), (32, 12))], axis=1)
+    key = jax.random.PRNGKey(0)
+    a = T.robust_loss(key, aligned, prompts, 10.0, y, -5.0, 5.0)
+    b = T.robust_loss(key, spread, prompts, 10.0, y, -5.0, 5.0)
+    assert float(a) < float(b)
+
+
+def test_training_settings_are_validated():
+    with pytest.raises(ValueError, match="epochs"):
+        T.TrainSettings(epochs=0).check(100)
+    with pytest.raises(ValueError, match="batch_size 512 exceeds"):
+        T.TrainSettings(batch_size=512).check(100)
+    with pytest.raises(ValueError, match="empty SNR range"):
+        T.TrainSettings(snr_lo_db=5.0, snr_hi_db=-5.0).check(1000)
+    with pytest.raises(ValueError, match="finite"):
+        T.TrainSettings(learning_rate=float("nan")).check(1000)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_training_learns_and_is_deterministic(digits, trained):
+    train, test = digits
+    model, params, losses = trained
+    untrained = M.init(M.DIGITS_FAMILY[0], 10, 8, 8, jax.random.PRNGKey(FAST.seed))[1]
+    acc = _accuracy(model, params, test.images, test.labels)
+    assert acc > 0.7, acc  # chance is 0.1
+    assert _accuracy(model, untrained, test.images, test.labels) < 0.4
+    assert losses[-1] < losses[0]
+    again = T.train_encoder(M.DIGITS_FAMILY[0], train, FAST)[1]
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_grid_scores_cosine_agree_with_a_direct_computation(digits, trained):
+    _, test = digits
+    model, params, _ = trained
+    f = M.encode(model, params, jnp.asarray(test.images))
+    prompts, scale = M.text_and_scale(model, params)
+    score, acc = grid_scores(jax.random.PRNGKey(0), f, test.labels, prompts, scale,
+                             np.array([-30.0, 80.0], np.float32), 2)
+    # at 80 dB the channel is clean: the direct zero-shot accuracy
+    assert acc[1] == pytest.approx(_accuracy(model, params, test.images, test.labels), abs=2e-3)
+    assert acc[0] < 0.3 and score[0] < score[1]
+
+
+# ----------------------------------------------------------------------------- NAM
+
+
+def test_nam_output_is_a_distribution_and_training_helps_at_low_snr(digits, trained):
+    train, test = digits
+    model, params, _ = trained
+    prompts, scale = M.text_and_scale(model, params)
+    f_train = M.encode(model, params, jnp.asarray(train.images))
+    f_test = M.encode(model, params, jnp.asarray(test.images))
+    module, nparams, losses = N.train_nam(f_train, train.labels, prompts, scale,
+                                          N.NAMSettings(chunks=4, epochs=6, batch_size=128))
+    logp = N.nam_log_probs(module, nparams, f_test, jnp.zeros(len(test)), prompts, scale)
+    np.testing.assert_allclose(np.asarray(jax.scipy.special.logsumexp(logp, -1)), 0, atol=1e-5)
+    grid = np.array([-5.0, 0.0], np.float32)
+    s_cos, a_cos = grid_scores(jax.random.PRNGKey(3), f_test, test.labels, prompts, scale,
+                               grid, 4)
+    s_nam, a_nam = grid_scores(jax.random.PRNGKey(3), f_test, test.labels, prompts, scale,
+                               grid, 4, nam=(module, nparams))
+    # the module is trained for exactly this: knowing the SNR, it classifies noisy features
+    # with a better log-likelihood than the cosine receiver
+    assert np.all(s_nam > s_cos), (s_nam, s_cos)
+    with pytest.raises(ValueError, match="multiple of 5 NAM chunks"):
+        N.NoiseAttention(16, chunks=5).init(jax.random.PRNGKey(0), jnp.zeros((2, 16)),
+                                           jnp.zeros(2))
+
+
+# ----------------------------------------------------------------------------- memories
+
+
+def test_kernel_herding_matches_a_brute_force_greedy_rule():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (16, 2)), rng.normal(3, 0.1, (4, 2))])
+    h = 1.0
+    got = med.kernel_herding(x, 5, h)
+    k = np.exp(-((x[:, None] - x[None]) ** 2).sum(-1) / (2 * h * h))
+    picked = []
+    for t in range(5):  # the rule written out: argmax of mean similarity minus picks' mean
+        gain = [k[i].mean() - (sum(k[i, j] for j in picked) / (t + 1)) if i not in picked
+                else -np.inf for i in range(len(x))]
+        picked.append(int(np.argmax(gain)))
+    assert got.tolist() == picked and len(set(picked)) == 5
+    assert 1 <= sum(p >= 16 for p in picked) <= 2  # both clusters, in rough proportion
+    assert med.kernel_herding(x, 30, h).tolist() == list(range(20))
+
+
+def test_short_long_memory_keeps_capacity_balance_and_novelty():
+    rng = np.random.default_rng(0)
+    mem = med.ShortLongMemory(short_term=10, long_term=12, transfer=4)
+    for start in range(0, 200, 5):  # a stream of three classes
+        idx = np.arange(start, start + 5)
+        lab = idx % 3
+        f = rng.normal(size=(5, 4))
+        mem.observe(idx, lab, f / np.linalg.norm(f, axis=1, keepdims=True))
+        assert len(mem.short) < 10 and len(mem.long) <= 12
+    assert np.bincount(mem.long.labels, minlength=3).tolist() == [4, 4, 4]
+    assert set(mem.sample(50)) <= set(mem.long.index.tolist())
+    # novelty: of two short-term candidates of a class, the one unlike the long-term memory
+    # moves
+    m = med.ShortLongMemory(short_term=2, long_term=10, transfer=1, novelty=True)
+    m.long.add(np.array([100, 101]), np.array([0, 0]), np.array([[1.0, 0.0], [0.99, 0.14]]))
+    m.observe(np.array([1, 2]), np.array([0, 0]), np.array([[1.0, 0.01], [0.0, 1.0]]))
+    assert 2 in m.long.index and 1 not in m.long.index
+    # weights: every stream example is accounted for, and replay draws in proportion to them
+    assert mem.long.weights.sum() + len(mem.short) == pytest.approx(200)
+    draws = np.bincount(mem.sample(20000), minlength=200)[mem.long.index] / 20000
+    np.testing.assert_allclose(draws, mem.long.weights / mem.long.weights.sum(), atol=0.012)
+    with pytest.raises(ValueError, match="capacities"):
+        med.ShortLongMemory(0, 5)
+
+
+def test_reservoir_is_a_uniform_sample_of_the_stream():
+    mem = med.ReservoirMemory(200, seed=1)
+    for start in range(0, 20000, 100):
+        mem.observe(np.arange(start, start + 100))
+    assert mem.size == 200 and len(set(mem.buffer.tolist())) == 200
+    # a uniform sample of 0..19999: mean 9999.5, standard error 5774 / sqrt(200) = 408
+    assert abs(mem.buffer.mean() - 9999.5) < 4 * 408
+
+
+@pytest.mark.slow
+def test_replay_reduces_forgetting_on_a_class_incremental_stream(digits):
+    train, test = digits
+    phases = [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    s = dataclasses.replace(FAST, epochs=6, batch_size=32)
+    spec = M.DIGITS_FAMILY[0]
+    plain = med.continual_run(spec, train, test, phases, None, s)
+    kept = med.continual_run(spec, train, test, phases, med.ShortLongMemory(40, 160), s)
+    # fine-tuning on the second phase's classes forgets the first; replay keeps much of it
+    assert plain[0].accuracy[0] > 0.8 and kept[0].accuracy[0] > 0.8
+    assert plain[1].accuracy[0] < 0.5 * plain[0].accuracy[0]
+    assert kept[1].accuracy[0] > plain[1].accuracy[0] + 0.2
+    assert kept[1].accuracy[1] > 0.6  # and the second phase is learnt too (chance 0.1)
+
+
+# ----------------------------------------------------------------------------- builder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("codec") / "digits.npz")
+    meta = build.build(out, images="digits", nam=True, epochs=3, features_per_class=5,
+                       snr_lo_db=-10, snr_hi_db=20, snr_step_db=10, draws=2, progress=False,
+                       train_settings=FAST)
+    return out, meta
+
+
+@pytest.mark.slow  # builds a table: three encoders trained
+def test_built_table_is_valid_and_says_how_it_was_made(built):
+    out, meta = built
+    t = load_table(out)
+    assert t.encoders == [s.name for s in M.DIGITS_FAMILY]
+    macs = [s.macs(8, 8) for s in M.DIGITS_FAMILY]
+    assert meta["encoder_compute"] == pytest.approx([m / macs[0] for m in macs])
+    assert meta["encoder_feature_bits"] == [32 * s.feature_dim for s in M.DIGITS_FAMILY]
+    assert t.metadata["source"] == "measured" and t.metadata["receiver"] == "cosine"
+    assert t.metadata["training"]["robust"] is True and t.metadata["noise_attention"]
+    assert t.data.features.num_images == 50 and np.bincount(
+        np.asarray(t.data.features.labels)).tolist() == [5] * 10
+    assert t.metadata["chance_score"] == pytest.approx(math.log(0.1))
+    assert np.all(np.diff(np.asarray(t.data.score), axis=1) >= -1e-6)  # monotone in SNR
+    assert np.asarray(t.accuracy)[:, -1].min() > 0.5
+    with np.load(out) as z:
+        assert z["score_nam"].shape == z["score"].shape
+    assert not os.path.exists(out + ".parts")  # parts are removed once the table is written
+
+
+@pytest.mark.slow  # builds a table: three encoders trained
+def test_env_runs_on_the_built_table_and_refuses_a_nam_receiver(built, tmp_path):
+    from semcom_jax.env import SemComEnv
+
+    out, _ = built
+    env = SemComEnv(3, 4, table=load_table(out), score="features")
+    params = env.default_params
+    assert params.encoder_compute == tuple(load_table(out).metadata["encoder_compute"])
+    obs, state = env.reset(jax.random.PRNGKey(0), params)
+    _, _, reward, _, _ = env.step(jax.random.PRNGKey(1), state, jnp.int32(0), params)
+    assert np.isfinite(float(reward))
+    with np.load(out) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("metadata")))
+    meta["receiver"] = "noise-attention"
+    nam_path = tmp_path / "nam.npz"
+    np.savez(nam_path, metadata=np.array(json.dumps(meta)), **arrays)
+    SemComEnv(3, 4, table=load_table(nam_path))  # score="table" is fine
+    with pytest.raises(ValueError, match="noise-attention"):
+        SemComEnv(3, 4, table=load_table(nam_path), score="features")
+
+
+@pytest.mark.slow  # builds a table: three encoders trained
+def test_builder_resumes_from_parts_and_refuses_bad_input(tmp_path, monkeypatch):
+    out = str(tmp_path / "t.npz")
+    kw = dict(images="digits", epochs=1, features_per_class=2, snr_lo_db=0, snr_hi_db=10,
+              snr_step_db=10, draws=1, progress=False)  # the CLI test's settings: one program
+    calls = []
+    real = build.train_and_measure
+
+    def counting(spec, *a, **k):
+        calls.append(spec.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the build is stopped during the second encoder
+        return real(spec, *a, **k)
+
+    monkeypatch.setattr(build, "train_and_measure", counting)
+    with pytest.raises(KeyboardInterrupt):
+        build.build(out, **kw)
+    assert not (tmp_path / "t.npz").exists()
+    monkeypatch.setattr(build, "train_and_measure", real)
+    calls.clear()
+    monkeypatch.setattr(build, "train_and_measure",
+                        lambda spec, *a, **k: calls.append(spec.name) or real(spec, *a, **k))
+    build.build(out, **kw)
+    assert calls == [s.name for s in M.DIGITS_FAMILY[1:]]  # the first one was kept
+    load_table(out)
+    with pytest.raises(ValueError, match="receiver='nam' needs nam=True"):
+        build.build(out, receiver="nam", **kw)
+    with pytest.raises(ValueError, match="draws"):
+        build.build(out, **{**kw, "draws": 0})
+    with pytest.raises(ValueError, match="no encoder family for 5x5"):
+        build.family_for(np.zeros((2, 5, 5)))
+
+
+# ----------------------------------------------------------------------------- shipped table
+
+
+def test_shipped_measured_table_is_selectable_by_name():
+    from semcom_jax.agents.config import TrainConfig
+
+    t = load_table("fashion-mnist")
+    assert t.metadata["source"] == "measured" and "Fashion-MNIST" in t.metadata["dataset"]
+    assert len(t.encoders) == 3 and t.data.features is not None
+    dm = t.metadata["encoder_compute"]
+    acc = np.asarray(t.accuracy)[:, -1]
+    assert dm[0] == 1.0 and dm[0] < dm[1] < dm[2]
+    assert acc[0] < acc[2]  # the biggest encoder is the most accurate
+    assert load_table("synthetic").metadata["source"] != "measured"
+    TrainConfig(table="fashion-mnist", score="features").validate()
+    with pytest.raises(TableError, match="shipped tables"):
+        load_table("no-such-table")
+    assert set(NAMED_TABLES) == {"synthetic", "fashion-mnist"}
+
+
+@pytest.mark.slow  # builds a table: three encoders trained
+def test_cli_builds_a_table_and_refuses_bad_input(tmp_path, capsys, monkeypatch):
+    from semcom_jax.cli.main import main as cli
+
+    out = str(tmp_path / "cli.npz")
+    common = ["tables", "train-encoders", "--images", "digits", "--out", out, "--epochs", "1",
+              "--snr-min", "0", "--snr-max", "10", "--snr-step", "10", "--draws", "1",
+              "--features-per-class", "2", "--no-progress"]
+    assert cli(common) == 0
+    assert "accuracy at the highest SNR" in capsys.readouterr().out
+    assert load_table(out).metadata["command"].startswith("semcom-jax tables train-encoders")
+    assert cli(common + ["--receiver", "nam"]) == 2
+    assert "needs nam=True" in capsys.readouterr().err
+    assert cli(common + ["--draws", "0"]) == 2
+    monkeypatch.setenv("SEMCOM_FASHION_MNIST", str(tmp_path / "nowhere"))
+    assert cli(["tables", "train-encoders", "--out", out, "--no-progress"]) == 2
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
