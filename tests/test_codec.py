@@ -277,18 +277,47 @@ def test_replay_reduces_forgetting_on_a_class_incremental_stream(digits):
 # ----------------------------------------------------------------------------- builder
 
 
+# One table build serves the builder tests: stopped during the second encoder, then resumed
+# (the CLI test repeats it with the same settings, so it reuses the compiled programs).
+BUILD = dict(images="digits", nam=True, epochs=4, features_per_class=5, snr_lo_db=-10,
+             snr_hi_db=20, snr_step_db=10, draws=2, progress=False)
+CLI_FLAGS = ["--images", "digits", "--nam", "--epochs", "4", "--features-per-class", "5",
+             "--snr-min", "-10", "--snr-max", "20", "--snr-step", "10", "--draws", "2",
+             "--no-progress"]
+
+
+class _Stop(Exception):
+    pass
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("codec") / "digits.npz")
-    meta = build.build(out, images="digits", nam=True, epochs=3, features_per_class=5,
-                       snr_lo_db=-10, snr_hi_db=20, snr_step_db=10, draws=2, progress=False,
-                       train_settings=FAST)
-    return out, meta
+    real = build.train_and_measure
+    first, second = [], []
+
+    def stopping(spec, *a, **k):
+        first.append(spec.name)
+        if len(first) == 2:
+            raise _Stop  # the build dies during the second encoder
+        return real(spec, *a, **k)
+
+    build.train_and_measure = stopping
+    try:
+        with pytest.raises(_Stop):
+            build.build(out, **BUILD)
+        stopped_with_parts = (not os.path.exists(out), os.path.isdir(out + ".parts"))
+        build.train_and_measure = lambda spec, *a, **k: second.append(spec.name) or real(
+            spec, *a, **k)
+        meta = build.build(out, **BUILD)
+    finally:
+        build.train_and_measure = real
+    return out, meta, stopped_with_parts, second
 
 
 @pytest.mark.slow  # builds a table: three encoders trained
 def test_built_table_is_valid_and_says_how_it_was_made(built):
-    out, meta = built
+    out, meta, _, _ = built
     t = load_table(out)
     assert t.encoders == [s.name for s in M.DIGITS_FAMILY]
     macs = [s.macs(8, 8) for s in M.DIGITS_FAMILY]
@@ -310,7 +339,7 @@ def test_built_table_is_valid_and_says_how_it_was_made(built):
 def test_env_runs_on_the_built_table_and_refuses_a_nam_receiver(built, tmp_path):
     from semcom_jax.env import SemComEnv
 
-    out, _ = built
+    out = built[0]
     env = SemComEnv(3, 4, table=load_table(out), score="features")
     params = env.default_params
     assert params.encoder_compute == tuple(load_table(out).metadata["encoder_compute"])
@@ -329,34 +358,16 @@ def test_env_runs_on_the_built_table_and_refuses_a_nam_receiver(built, tmp_path)
 
 
 @pytest.mark.slow  # builds a table: three encoders trained
-def test_builder_resumes_from_parts_and_refuses_bad_input(tmp_path, monkeypatch):
-    out = str(tmp_path / "t.npz")
-    kw = dict(images="digits", epochs=1, features_per_class=2, snr_lo_db=0, snr_hi_db=10,
-              snr_step_db=10, draws=1, progress=False)  # the CLI test's settings: one program
-    calls = []
-    real = build.train_and_measure
-
-    def counting(spec, *a, **k):
-        calls.append(spec.name)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # the build is stopped during the second encoder
-        return real(spec, *a, **k)
-
-    monkeypatch.setattr(build, "train_and_measure", counting)
-    with pytest.raises(KeyboardInterrupt):
-        build.build(out, **kw)
-    assert not (tmp_path / "t.npz").exists()
-    monkeypatch.setattr(build, "train_and_measure", real)
-    calls.clear()
-    monkeypatch.setattr(build, "train_and_measure",
-                        lambda spec, *a, **k: calls.append(spec.name) or real(spec, *a, **k))
-    build.build(out, **kw)
-    assert calls == [s.name for s in M.DIGITS_FAMILY[1:]]  # the first one was kept
-    load_table(out)
+def test_builder_resumes_from_parts_and_refuses_bad_input(built):
+    out, _, (no_table_yet, parts_kept), second = built
+    assert no_table_yet and parts_kept  # a stopped build leaves no table, keeps its parts
+    assert second == [s.name for s in M.DIGITS_FAMILY[1:]]  # the finished one was reused
     with pytest.raises(ValueError, match="receiver='nam' needs nam=True"):
-        build.build(out, receiver="nam", **kw)
+        build.build(out, **{**BUILD, "nam": False, "receiver": "nam"})
     with pytest.raises(ValueError, match="draws"):
-        build.build(out, **{**kw, "draws": 0})
+        build.build(out, **{**BUILD, "draws": 0})
+    with pytest.raises(ValueError, match="unknown image set"):
+        build.build(out, **{**BUILD, "images": "cifar"})
     with pytest.raises(ValueError, match="no encoder family for 5x5"):
         build.family_for(np.zeros((2, 5, 5)))
 
@@ -382,19 +393,21 @@ def test_shipped_measured_table_is_selectable_by_name():
 
 
 @pytest.mark.slow  # builds a table: three encoders trained
-def test_cli_builds_a_table_and_refuses_bad_input(tmp_path, capsys, monkeypatch):
+def test_cli_builds_a_table_and_refuses_bad_input(tmp_path, capsys, monkeypatch, built):
     from semcom_jax.cli.main import main as cli
 
     out = str(tmp_path / "cli.npz")
-    common = ["tables", "train-encoders", "--images", "digits", "--out", out, "--epochs", "1",
-              "--snr-min", "0", "--snr-max", "10", "--snr-step", "10", "--draws", "1",
-              "--features-per-class", "2", "--no-progress"]
+    common = ["tables", "train-encoders", "--out", out] + CLI_FLAGS
     assert cli(common) == 0
     assert "accuracy at the highest SNR" in capsys.readouterr().out
-    assert load_table(out).metadata["command"].startswith("semcom-jax tables train-encoders")
-    assert cli(common + ["--receiver", "nam"]) == 2
-    assert "needs nam=True" in capsys.readouterr().err
+    t = load_table(out)
+    assert t.metadata["command"].startswith("semcom-jax tables train-encoders")
+    # the same settings through the CLI and the Python API give the same table
+    np.testing.assert_array_equal(np.asarray(t.data.score), np.asarray(load_table(built[0]).data.score))
+    assert cli(common + ["--receiver", "nam"]) == 0
+    assert load_table(out).metadata["receiver"] == "noise-attention"
     assert cli(common + ["--draws", "0"]) == 2
+    assert "draws must be >= 1" in capsys.readouterr().err
     monkeypatch.setenv("SEMCOM_FASHION_MNIST", str(tmp_path / "nowhere"))
     assert cli(["tables", "train-encoders", "--out", out, "--no-progress"]) == 2
     assert "dataset-fashion-mnist" in capsys.readouterr().err

@@ -23,6 +23,7 @@ matrices per transfer, and the training step stays one jitted function.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -252,6 +253,14 @@ def phase_accuracy(model, params, test: ImageSet, phases) -> list:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled_step(model, settings: TrainSettings, steps: int):
+    """Optimiser and jitted training step, once per (model, settings, schedule length): the
+    methods compared on one stream share them."""
+    tx = make_optimizer(settings, steps)
+    return tx, jax.jit(make_step(model, settings, tx))
+
+
 def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
                   settings: TrainSettings, progress=None) -> list[PhaseResult]:
     """Trains one codec through the phases (each ``settings.epochs`` epochs over its classes'
@@ -267,9 +276,8 @@ def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
     b = settings.batch_size
     steps_per_phase = [settings.epochs * (int(np.isin(train.labels, p).sum()) // b)
                        for p in phases]
-    tx = make_optimizer(settings, sum(steps_per_phase))
+    tx, step = _compiled_step(model, settings, sum(steps_per_phase))
     opt_state = tx.init(params)
-    step = jax.jit(make_step(model, settings, tx))
     images = jnp.asarray(train.images)
     labels = train.labels
     rng = np.random.default_rng(settings.seed)

@@ -129,7 +129,8 @@ class CLIPStyle(nn.Module):
 def init(spec: EncoderSpec, num_classes: int, height: int, width: int, key):
     spec.check(height, width)
     model = CLIPStyle(spec, num_classes)
-    params = model.init(key, jnp.zeros((1, height, width), jnp.float32))["params"]
+    # jitted: op-by-op initialisation dispatches every op of the ViT eagerly
+    params = jax.jit(model.init)(key, jnp.zeros((1, height, width), jnp.float32))["params"]
     return model, params
 
 

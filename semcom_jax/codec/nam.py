@@ -15,6 +15,7 @@ frozen: the module is trained over random SNRs on features computed once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -91,10 +92,30 @@ def train_nam(features, labels, prompts, base_scale, settings: NAMSettings = NAM
     key = jax.random.PRNGKey(settings.seed)
     k_init, key = jax.random.split(key)
     params = module.init(k_init, features[:2], jnp.zeros((2,)))["params"]
+    tx, epoch = _compiled(module, settings, n)
+    opt_state = tx.init(params)
+
+    losses = []
+    for e in range(settings.epochs):
+        params, opt_state, loss = epoch(params, opt_state, jax.random.fold_in(key, e), features,
+                                        labels, prompts, jnp.float32(base_scale))
+        losses.append(float(loss))
+        if not np.isfinite(losses[-1]):
+            raise FloatingPointError(f"NAM training loss became {losses[-1]}; lower the "
+                                     "learning rate")
+        if progress is not None:
+            progress.update(1)
+    return module, params, losses
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(module: NoiseAttention, settings: NAMSettings, n: int):
+    """The optimiser and jitted epoch for one (module, settings, data size), built once per
+    process (every encoder of a table build has its own feature width)."""
     steps = n // settings.batch_size
+    d = module.feature_dim
     tx = optax.adam(optax.cosine_decay_schedule(settings.learning_rate,
                                                 max(2, steps * settings.epochs)))
-    opt_state = tx.init(params)
 
     def loss_fn(params, key, f, y, prompts, base_scale):
         k_snr, k_noise = jax.random.split(key)
@@ -124,14 +145,4 @@ def train_nam(features, labels, prompts, base_scale, settings: NAMSettings = NAM
             (order.reshape(steps, -1), jax.random.split(k_steps, steps)))
         return params, opt_state, jnp.mean(losses)
 
-    losses = []
-    for e in range(settings.epochs):
-        params, opt_state, loss = epoch(params, opt_state, jax.random.fold_in(key, e), features,
-                                        labels, prompts, jnp.float32(base_scale))
-        losses.append(float(loss))
-        if not np.isfinite(losses[-1]):
-            raise FloatingPointError(f"NAM training loss became {losses[-1]}; lower the "
-                                     "learning rate")
-        if progress is not None:
-            progress.update(1)
-    return module, params, losses
+    return tx, epoch
