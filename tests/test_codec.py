@@ -183,6 +183,7 @@ def test_grid_scores_cosine_agree_with_a_direct_computation(digits, trained):
 # ----------------------------------------------------------------------------- NAM
 
 
+@pytest.mark.slow  # trains a noise attention module
 def test_nam_output_is_a_distribution_and_training_helps_at_low_snr(digits, trained):
     train, test = digits
     model, params, _ = trained
