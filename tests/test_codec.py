@@ -127,18 +127,42 @@ def test_clip_loss_matches_a_numpy_computation():
     assert float(got) == pytest.approx(0.5 * (i2t + t2i), rel=1e-5)
 
 
+def test_robust_loss_by_hand_in_the_clean_limit_and_worse_under_noise():
+    rng = np.random.default_rng(2)
+    f, p = rng.normal(size=(6, 5)), rng.normal(size=(3, 5))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    scale = 5.0
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    pn = p / np.linalg.norm(p, axis=1, keepdims=True)
+    to_text = scale * fn @ pn.T
+    ce = -np.mean([to_text[i, y[i]] - np.log(np.exp(to_text[i]).sum()) for i in range(6)])
+    sim = scale * fn @ fn.T
+    nce = []
+    for i in range(6):  # negatives: the other classes' images only
+        others = [j for j in range(6) if j == i or y[j] != y[i]]
+        nce.append(-(sim[i, i] - np.log(np.exp(sim[i, others]).sum())))
+    by_hand = 0.5 * (ce + np.mean(nce))
+    args = (jnp.asarray(f, jnp.float32), jnp.asarray(p, jnp.float32), scale, jnp.asarray(y))
+    clean = T.robust_loss(jax.random.PRNGKey(0), *args, 90.0, 90.0)  # SNR 1e9: no noise
+    assert float(clean) == pytest.approx(by_hand, rel=1e-4)
+    noisy = [float(T.robust_loss(jax.random.PRNGKey(k), *args, -5.0, -5.0)) for k in range(8)]
+    assert np.mean(noisy) > by_hand + 0.1
+
+
 def test_robust_loss_prefers_features_that_survive_the_channel():
-    # Features on their class prompt survive noise better than features with the same class
-    # signal spread over extra, class-free dimensions: the robust loss must say so.
+    # The same class signal, alone or spread with class-free dimensions over a wider feature:
+    # at a given per-element SNR the spread one reaches the receiver noisier.
     prompts = jnp.eye(4, 16) * 3.0
     y = jnp.arange(32) % 4
     aligned = prompts[y]
     spread = aligned + jnp.concatenate([jnp.zeros((32, 4)), 3.0 * jax.random.normal(
         jax.random.PRNGKey(1), (32, 12))], axis=1)
     key = jax.random.PRNGKey(0)
-    a = T.robust_loss(key, aligned, prompts, 10.0, y, -5.0, 5.0)
-    b = T.robust_loss(key, spread, prompts, 10.0, y, -5.0, 5.0)
-    assert float(a) < float(b)
+    gap_noisy = (T.robust_loss(key, spread, prompts, 10.0, y, -5.0, 5.0)
+                 - T.robust_loss(key, aligned, prompts, 10.0, y, -5.0, 5.0))
+    gap_clean = (T.robust_loss(key, spread, prompts, 10.0, y, 90.0, 90.0)
+                 - T.robust_loss(key, aligned, prompts, 10.0, y, 90.0, 90.0))
+    assert float(gap_noisy) > float(gap_clean) > 0
 
 
 def test_training_settings_are_validated():

@@ -138,7 +138,7 @@ def assemble(out, family, train, test, settings, nam_settings, receiver, grid, d
     macs = [spec.macs(h, w) for spec in family]
     dims = [spec.feature_dim for spec in family]
     dmax = max(dims)
-    keep = _balanced(test.labels, features_per_class, seed)
+    keep = datasets.per_class_index(test.labels, features_per_class, seed)
     img = np.zeros((k, len(keep), dmax), np.float32)
     txt = np.zeros((k, test.num_classes, dmax), np.float32)
     for i, r in enumerate(results):
@@ -191,8 +191,3 @@ def assemble(out, family, train, test, settings, nam_settings, receiver, grid, d
     save_table(out, *make_monotone(arrays, meta))
     return meta
 
-
-def _balanced(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
-                                   for c in np.unique(labels)]))

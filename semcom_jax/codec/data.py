@@ -49,12 +49,16 @@ class ImageSet:
 
     def per_class(self, n: int, seed: int = 0) -> "ImageSet":
         """At most ``n`` images of each class, drawn without replacement, in a fixed order."""
-        if n < 1:
-            raise ValueError(f"images per class must be >= 1, got {n}")
-        rng = np.random.default_rng(seed)
-        keep = [rng.permutation(np.flatnonzero(self.labels == c))[:n]
-                for c in range(self.num_classes)]
-        return self.subset(np.sort(np.concatenate(keep)))
+        return self.subset(per_class_index(self.labels, n, seed))
+
+
+def per_class_index(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``n`` examples of each class, drawn without replacement."""
+    if n < 1:
+        raise ValueError(f"examples per class must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n]
+                                   for c in np.unique(labels)]))
 
 
 def _read_idx(path: str, magic: int) -> np.ndarray:
