@@ -179,6 +179,7 @@ def test_training_settings_are_validated():
 # ----------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow  # trains an encoder
 def test_training_learns_and_is_deterministic(digits, trained):
     train, test = digits
     model, params, losses = trained
@@ -192,6 +193,7 @@ def test_training_learns_and_is_deterministic(digits, trained):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow  # trains an encoder
 def test_grid_scores_cosine_agree_with_a_direct_computation(digits, trained):
     _, test = digits
     model, params, _ = trained
