@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from semcom_jax.atomic import atomic_write
-from semcom_jax.codec import build, data, med, model as M
+from semcom_jax.codec import build, data, med
 from semcom_jax.codec.train import TrainSettings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
