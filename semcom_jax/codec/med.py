@@ -34,14 +34,17 @@ from semcom_jax.codec.model import encode, init, text_and_scale
 from semcom_jax.codec.train import TrainSettings, make_optimizer, make_step
 
 
+def _sq_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.maximum((x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2 * x @ y.T, 0.0)
+
+
 def rbf_kernel(x: np.ndarray, y: np.ndarray, bandwidth: float) -> np.ndarray:
-    d2 = np.maximum((x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2 * x @ y.T, 0.0)
-    return np.exp(-d2 / (2.0 * bandwidth**2))
+    return np.exp(-_sq_dist(x, y) / (2.0 * bandwidth**2))
 
 
 def median_bandwidth(x: np.ndarray) -> float:
-    d2 = np.maximum((x**2).sum(1)[:, None] + (x**2).sum(1)[None, :] - 2 * x @ x.T, 0.0)
-    off = d2[~np.eye(len(x), dtype=bool)]
+    """The median heuristic: half the median squared distance between distinct rows."""
+    off = _sq_dist(x, x)[~np.eye(len(x), dtype=bool)]
     return float(np.sqrt(np.median(off) / 2.0)) if off.size and np.median(off) > 0 else 1.0
 
 
@@ -163,7 +166,7 @@ class _Store:
         self.weights = np.concatenate([self.weights, np.ones(len(index)) if weights is None
                                        else weights])
 
-    def take(self, rows, bandwidth: float | None = None):
+    def take(self, rows):
         """The rows kept, the weight of every other row of the same class moved to its most
         similar kept row."""
         w = np.zeros(len(rows))
@@ -173,13 +176,13 @@ class _Store:
             if not len(kept):
                 continue
             f = self.features[members]
-            sim = rbf_kernel(f, self.features[rows[kept]], bandwidth or median_bandwidth(f))
+            sim = rbf_kernel(f, self.features[rows[kept]], median_bandwidth(f))
             np.add.at(w, kept[np.argmax(sim, 1)], self.weights[members])
         return self.index[rows], self.labels[rows], self.features[rows], w
 
 
-def _select(store: _Store, total: int, proportional: bool, against: "_Store | None" = None,
-            bandwidth: float | None = None) -> np.ndarray:
+def _select(store: _Store, total: int, proportional: bool,
+            against: "_Store | None" = None) -> np.ndarray:
     """``total`` rows of ``store``, class by class (in proportion to the class counts, or equal
     shares). With ``against`` (the long-term memory) holding the class: the rows least similar
     on average to it (VLM-CSC's relevance score, eq. 15: the novel examples); otherwise kernel
@@ -188,13 +191,13 @@ def _select(store: _Store, total: int, proportional: bool, against: "_Store | No
         return np.arange(len(store))
     keep = []
     for c, n in _per_class(store.labels, total, proportional).items():
-        members = np.flatnonzero(store.labels == c)
-        f = store.features[members]
-        h = bandwidth or median_bandwidth(f)
-        ref = (None if against is None or not len(against)
-               else against.features[against.labels == c])
         if n == 0:
             continue
+        members = np.flatnonzero(store.labels == c)
+        f = store.features[members]
+        h = median_bandwidth(f)
+        ref = (None if against is None or not len(against)
+               else against.features[against.labels == c])
         if ref is not None and len(ref):
             relevance = rbf_kernel(f, ref, h).mean(1)
             keep.append(members[np.argsort(relevance, kind="stable")[:n]])
@@ -281,7 +284,6 @@ def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
     images = jnp.asarray(train.images)
     labels = train.labels
     rng = np.random.default_rng(settings.seed)
-    features_fn = jax.jit(lambda p, x: model.apply({"params": p}, x))
 
     results = []
     t = 0
@@ -290,16 +292,18 @@ def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
         for _ in range(settings.epochs):
             order = rng.permutation(pool)
             for s in range(len(pool) // b):
-                batch = order[s * b:(s + 1) * b]
-                if memory is not None:
-                    f = np.asarray(features_fn(params, images[batch]))
-                    replay = memory.sample(b) if memory.size else None
-                    memory.observe(batch, labels[batch],
-                                   f / np.linalg.norm(f, axis=-1, keepdims=True))
-                    if replay is not None:
-                        batch = np.concatenate([batch, replay])
-                params, opt_state, loss = step(params, opt_state, jax.random.fold_in(key, t),
+                fresh = order[s * b:(s + 1) * b]
+                batch = fresh
+                if memory is not None and memory.size:
+                    batch = np.concatenate([fresh, memory.sample(b)])
+                # the step returns the batch's features (before its update): the memory reads
+                # them instead of a second forward pass
+                params, opt_state, _, f = step(params, opt_state, jax.random.fold_in(key, t),
                                                images[batch], jnp.asarray(labels[batch]))
+                if memory is not None:
+                    f = np.asarray(f[:b])
+                    memory.observe(fresh, labels[fresh],
+                                   f / np.linalg.norm(f, axis=-1, keepdims=True))
                 t += 1
             if progress is not None:
                 progress.update(1)

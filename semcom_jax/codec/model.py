@@ -10,6 +10,7 @@ zero-shot classification is CLIP's: softmax over ``logit_scale * cos(image, prom
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -148,13 +149,9 @@ def encode(model: CLIPStyle, params, images, batch_size: int = 1000):
     return jnp.concatenate(out)
 
 
-_ENCODE_FNS: dict = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _encode_fn(model):
-    if model not in _ENCODE_FNS:
-        _ENCODE_FNS[model] = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    return _ENCODE_FNS[model]
+    return jax.jit(lambda p, x: model.apply({"params": p}, x))
 
 
 def text_and_scale(model: CLIPStyle, params):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -70,13 +71,18 @@ class NoiseAttention(nn.Module):
         return out, scale
 
 
+# The module's temperature factor is softplus(. + 3) (positive, smooth); dividing by its value
+# at initialisation starts the receiver at the encoder's own logit scale.
+_SCALE_AT_INIT = math.log1p(math.exp(3.0))
+
+
 def nam_log_probs(module: NoiseAttention, params, received, snr_db, prompts, base_scale):
     """log-softmax over classes of the NAM receiver's output (B, C)."""
     out, scale = module.apply({"params": params}, received, snr_db)
     f = out / (jnp.linalg.norm(out, axis=-1, keepdims=True) + 1e-12)
     t = prompts @ params["mix"]["kernel"]  # the prompts in the same basis
     t = t / jnp.linalg.norm(t, axis=-1, keepdims=True)
-    return jax.nn.log_softmax((base_scale * scale / 3.048)[:, None] * (f @ t.T), -1)
+    return jax.nn.log_softmax((base_scale * scale / _SCALE_AT_INIT)[:, None] * (f @ t.T), -1)
 
 
 def train_nam(features, labels, prompts, base_scale, settings: NAMSettings = NAMSettings(),

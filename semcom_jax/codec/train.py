@@ -101,7 +101,8 @@ def make_optimizer(settings: TrainSettings, steps: int):
 
 
 def make_loss(model: CLIPStyle, settings: TrainSettings):
-    """``(params, key, images, labels) -> loss``: CLIP's loss, plus the robust loss if asked."""
+    """``(params, key, images, labels) -> (loss, features)``: CLIP's loss, plus the robust loss
+    if asked; the batch's image features come back as the auxiliary output."""
 
     def loss_fn(params, key, x, y):
         f = model.apply({"params": params}, x)
@@ -111,21 +112,21 @@ def make_loss(model: CLIPStyle, settings: TrainSettings):
         if settings.robust:
             loss = loss + settings.robust_weight * robust_loss(
                 key, f, prompts, scale, y, settings.snr_lo_db, settings.snr_hi_db)
-        return loss
+        return loss, f
 
     return loss_fn
 
 
 def make_step(model: CLIPStyle, settings: TrainSettings, tx):
     """One optimiser step on one minibatch: ``(params, opt_state, key, images, labels) ->
-    (params, opt_state, loss)`` (not jitted; :func:`make_epoch` scans it, the continual
-    learner jits it)."""
+    (params, opt_state, loss, features before the update)`` (not jitted; :func:`make_epoch`
+    scans it, the continual learner jits it)."""
     loss_fn = make_loss(model, settings)
 
     def step(params, opt_state, key, x, y):
-        loss, grads = jax.value_and_grad(loss_fn)(params, key, x, y)
+        (loss, f), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, key, x, y)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return optax.apply_updates(params, updates), opt_state, loss, f
 
     return step
 
@@ -145,7 +146,7 @@ def make_epoch(model: CLIPStyle, settings: TrainSettings, tx):
 
         def body(carry, inp):
             idx, k = inp
-            params, opt_state, loss = step(*carry, k, images[idx], labels[idx])
+            params, opt_state, loss, _ = step(*carry, k, images[idx], labels[idx])
             return (params, opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(
