@@ -4,8 +4,14 @@ against the same maths in plain vectorised numpy, measured side by side in one r
     python benchmarks/env_throughput.py                 # full grid, ~10 min on 2 CPU cores
     python benchmarks/env_throughput.py --quick         # a few points
 
-Prints a table and writes ``benchmarks/results/env_throughput.csv`` and ``.png``.
+Prints a table and writes ``env_throughput.csv`` and ``.png`` in the output folder.
 A step is one decision for one env; resets (every U steps) are included in the time.
+
+Each point is measured for every ``--variants`` entry, ``RNG:DEVICES[:noflat]``: the episode
+draw's bit source (``threefry``, the default env, or ``hash``), the number of local devices the
+envs are split over (on a CPU the script makes one host device per core, so ``2`` uses both
+cores of this machine), and ``noflat`` for ``flat_features=False`` (no flat ``features``
+vector, what the size-free network reads). ``threefry:1`` is the default env on one device.
 """
 
 from __future__ import annotations
@@ -14,6 +20,12 @@ import argparse
 import os
 import sys
 import time
+
+# One host device per core, so that a variant may split its envs over the cores; a one-device
+# variant runs on one of them as before. Set before JAX starts.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
+                               f"device_count={os.cpu_count() or 1}").strip()
 
 import jax
 import jax.numpy as jnp
@@ -29,13 +41,24 @@ from semcom_jax.env import SemComEnv  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def jax_runner(env: SemComEnv, num_envs: int, num_steps: int):
-    return random_action_runner(env, num_envs, num_steps)
+DEFAULT_VARIANTS = ("threefry:1", f"threefry:{os.cpu_count() or 1}", "hash:1", f"hash:{os.cpu_count() or 1}",
+                    f"hash:{os.cpu_count() or 1}:noflat")
 
 
-def bench_jax(u, q, num_envs, steps, repeats):
-    env = SemComEnv(u, q)
-    run = jax_runner(env, num_envs, steps)
+def parse_variant(text: str) -> dict:
+    parts = text.split(":")
+    try:
+        rng, devices = parts[0], int(parts[1])
+    except (IndexError, ValueError):
+        raise SystemExit(f"--variants entry {text!r}: expected RNG:DEVICES[:noflat]")
+    if len(parts) > 3 or (len(parts) == 3 and parts[2] != "noflat") or devices < 1:
+        raise SystemExit(f"--variants entry {text!r}: expected RNG:DEVICES[:noflat]")
+    return {"rng": rng, "devices": devices, "flat_features": len(parts) < 3}
+
+
+def bench_jax(u, q, num_envs, steps, repeats, rng="threefry", devices=1, flat_features=True):
+    env = SemComEnv(u, q, rng=rng, flat_features=flat_features)
+    run = random_action_runner(env, num_envs, steps, devices)
     key = jax.random.PRNGKey(0)
     t0 = time.perf_counter()
     jax.block_until_ready(run(key))
@@ -60,7 +83,8 @@ def bench_numpy(u, q, num_envs, steps, repeats):
     return num_envs * steps / best_time(run, repeats)
 
 
-def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int) -> list[dict]:
+def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int,
+                rng: str = "threefry") -> list[dict]:
     """Nanoseconds per env step of each part of a step, each timed alone as a jitted scan of
     ``steps`` steps over ``num_envs`` envs (same shapes as the whole step): the episode draw
     (``reset_state``, paid once per U steps, reported per draw and per step), the step maths
@@ -69,7 +93,7 @@ def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int) -> list
     up to the whole."""
     from semcom_jax.env import VecEnv
 
-    env = SemComEnv(u, q)
+    env = SemComEnv(u, q, rng=rng)
     params = env.default_params
     vec = VecEnv(env, num_envs)
     obs0, vstate0 = vec.reset(jax.random.PRNGKey(0), params)
@@ -105,7 +129,7 @@ def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int) -> list
         jax.block_until_ready(fn(carry, key))
         t = best_time(lambda: jax.block_until_ready(fn(carry, key)), repeats)
         ns = t / (steps * num_envs) * 1e9
-        rows.append({"num_users": u, "num_rbs": q, "num_envs": num_envs, "part": name,
+        rows.append({"num_users": u, "num_rbs": q, "num_envs": num_envs, "rng": rng, "part": name,
                      "ns_per_env_step": ns,
                      "ns_per_env_step_amortised": ns / u if name.startswith("episode") else ns,
                      "machine": machine()})
@@ -129,25 +153,35 @@ def main(argv=None):
     ap.add_argument("--parts", action="store_true",
                     help="per-part timing instead (episode draw, step maths, observation, "
                          "random legal action, whole step) at U=5, Q=10, 4096 envs")
+    ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
+                    help="RNG:DEVICES[:noflat] per measured env (default: %(default)s)")
+    ap.add_argument("--rng", nargs="+", default=["threefry", "hash"],
+                    help="bit sources timed by --parts")
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/env_throughput-<time>/; the committed "
                          "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    variants = [parse_variant(v) for v in a.variants]
+    for v in variants:
+        if v["devices"] > len(jax.devices()):
+            raise SystemExit(f"--variants: {v['devices']} devices asked, {len(jax.devices())} "
+                             "visible")
     a.out = os.path.join(output_folder(a.out, "env_throughput"), "env_throughput")  # file stem
     if a.quick:
         a.users, a.num_envs, a.repeats = [5, 50], [64, 4096], 2
     print(f"machine: {machine()}")
     if a.parts:
-        rows = bench_parts(5, 10, 4096, 50, a.repeats)
+        rows = [r for rng in a.rng for r in bench_parts(5, 10, 4096, 50, a.repeats, rng)]
         for r in rows:
             extra = (f"  ({r['ns_per_env_step_amortised']:.1f} ns per step over U=5 steps)"
                      if r["part"].startswith("episode") else "")
-            print(f"  {r['part']:42s} {r['ns_per_env_step']:8.1f} ns per env{extra}")
+            print(f"  {r['rng']:9s} {r['part']:42s} {r['ns_per_env_step']:8.1f} ns per env{extra}")
         write_csv(os.path.join(os.path.dirname(a.out), "env_parts.csv"), rows)
         print(f"wrote {os.path.join(os.path.dirname(a.out), 'env_parts.csv')}")
         return
     rows = []
-    hdr = f"{'U':>5}{'Q':>6}{'num_envs':>10}{'jax steps/s':>15}{'numpy steps/s':>15}{'ratio':>8}{'compile s':>11}"
+    hdr = (f"{'U':>5}{'Q':>6}{'num_envs':>10}  {'variant':22s}{'jax steps/s':>13}"
+           f"{'numpy steps/s':>15}{'ratio':>8}{'compile s':>11}")
     print(hdr + "\n" + "-" * len(hdr))
     for u in a.users:
         q = 2 * u
@@ -160,17 +194,21 @@ def main(argv=None):
                 continue
             episodes = max(1, int(a.target_env_steps // (n * u)))
             steps = episodes * u
-            js, compile_s = bench_jax(u, q, n, steps, a.repeats)
-            ns = float("nan")
+            ns = float("nan")  # numpy once per point, beside every variant
             if episode_work <= a.numpy_max_work:
                 np_episodes = max(1, int(a.numpy_target_env_steps // (n * u)))
                 ns = bench_numpy(u, q, n, np_episodes * u, a.repeats)
-            ratio = js / ns
-            print(f"{u:>5}{q:>6}{n:>10}{js:>15.3e}{ns:>15.3e}{ratio:>8.1f}{compile_s:>11.2f}")
-            rows.append({"num_users": u, "num_rbs": q, "num_envs": n, "jax_steps_per_s": js,
-                         "numpy_steps_per_s": ns, "ratio": ratio, "jax_compile_s": compile_s,
-                         "machine": machine()})
-            write_csv(a.out + ".csv", rows)  # after each point: a killed run keeps its results
+            for v, text in zip(variants, a.variants):
+                if n % v["devices"]:
+                    continue
+                js, compile_s = bench_jax(u, q, n, steps, a.repeats, **v)
+                ratio = js / ns
+                print(f"{u:>5}{q:>6}{n:>10}  {text:22s}{js:>13.3e}{ns:>15.3e}{ratio:>8.1f}"
+                      f"{compile_s:>11.2f}")
+                rows.append({"num_users": u, "num_rbs": q, "num_envs": n, "variant": text, **v,
+                             "jax_steps_per_s": js, "numpy_steps_per_s": ns, "ratio": ratio,
+                             "jax_compile_s": compile_s, "machine": machine()})
+                write_csv(a.out + ".csv", rows)  # after each point: a killed run keeps its results
     plot(rows, a.out + ".png")
     print(f"wrote {a.out}.csv and {a.out}.png")
 
@@ -180,13 +218,18 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = ["-", "--", "-.", ":"]
+    variants = list(dict.fromkeys(r.get("variant", "threefry:1") for r in rows))
     for i, u in enumerate(sorted({r["num_users"] for r in rows})):
-        rs = [r for r in rows if r["num_users"] == u]
-        n = [r["num_envs"] for r in rs]
-        ax.loglog(n, [r["jax_steps_per_s"] for r in rs], "o-", color=f"C{i}", label=f"semcom_jax U={u}")
-        ax.loglog(n, [r["numpy_steps_per_s"] for r in rs], "s--", color=f"C{i}", alpha=0.6,
-                  label=f"numpy U={u}")
+        for j, var in enumerate(variants):
+            rs = [r for r in rows if r["num_users"] == u and r.get("variant", "threefry:1") == var]
+            if rs:
+                ax.loglog([r["num_envs"] for r in rs], [r["jax_steps_per_s"] for r in rs], "o",
+                          ls=styles[j % len(styles)], color=f"C{i}", label=f"U={u} {var}")
+        rs = [r for r in rows if r["num_users"] == u and r.get("variant", "threefry:1") == variants[0]]
+        ax.loglog([r["num_envs"] for r in rs], [r["numpy_steps_per_s"] for r in rs], "s",
+                  ls=(0, (1, 3)), color=f"C{i}", alpha=0.6, label=f"U={u} numpy")
     ax.set_xlabel("parallel environments")
     ax.set_ylabel("env steps / s")
     ax.set_title("Env throughput, random legal actions (Q = 2U)")

@@ -96,6 +96,27 @@ def test_padded_env_keeps_padded_rbs_illegal():
     assert free.tolist() == [True] * 3 + [False] * 3 and bool(obs.action_mask[env.no_rb_action])
 
 
+@pytest.mark.parametrize("k,q,no_rb", [(3, 10, True), (2, 70, True), (3, 5, False)])
+def test_uniform_legal_picks_the_rth_legal_action(k, q, no_rb):
+    """Against a numpy reference from the same uniform draw: the r-th legal action in layout
+    order, r = floor(u * legal count); both the unrolled (Q <= 64) and the scanned counts."""
+    c = ActionCodec(k, q, has_no_rb=no_rb)
+    rng = np.random.default_rng(0)
+    free = rng.random((512, q)) < rng.random((512, 1))  # from nearly empty to nearly full
+    mask = np.asarray(c.mask(jnp.asarray(free), no_rb_legal=jnp.asarray(rng.random(512) < 0.7)))
+    key = jax.random.PRNGKey(3)
+    got = np.asarray(jax.jit(c.uniform_legal)(key, jnp.asarray(mask)))
+    u = np.asarray(jax.random.uniform(key, (512,)))
+    for i in range(512):
+        # Layout order of the legal actions: encoder-major over free RBs, then "no RB".
+        legal = np.flatnonzero(mask[i])
+        if legal.size == 0:
+            assert got[i] == 0
+            continue
+        r = min(int(np.floor(u[i] * legal.size)), legal.size - 1)
+        assert got[i] == legal[r], (i, got[i], legal[r])
+
+
 def test_no_legal_action_gives_zero_not_garbage():
     c = ActionCodec(2, 2, has_no_rb=False)
     assert int(c.uniform_legal(jax.random.PRNGKey(0), c.mask(jnp.zeros(2, bool)))) == 0

@@ -40,6 +40,24 @@ for algo in ("ppo", "dqn"):  # SAC shares DQN's off-policy runner and its shardi
             "obs_devices": len(st.obs.features.sharding.device_set),
             "params": float(sum(np.abs(np.asarray(x)).sum() for x in jax.tree.leaves(st.params))),
         }
+# The benchmark's env runner split over the 4 devices: each device runs its share with its key.
+from semcom_jax.cli.bench import random_action_runner
+from semcom_jax.env import SemComEnv
+env = SemComEnv(3, 4, rng="hash")
+key = jax.random.PRNGKey(4)
+acc, obs = random_action_runner(env, 8, 6, 4)(key)
+per_device = random_action_runner(env, 2, 6)
+parts = [per_device(k) for k in jax.random.split(key, 4)]
+out["runner"] = {
+    "devices": len(acc.sharding.device_set),
+    "acc": np.asarray(acc).tolist(), "acc_parts": np.concatenate([p[0] for p in parts]).tolist(),
+    "mask": np.asarray(obs.action_mask).tolist(),
+    "mask_parts": np.concatenate([p[1].action_mask for p in parts]).tolist()}
+try:
+    random_action_runner(env, 6, 6, 4)
+    out["runner_refused"] = None
+except ValueError as e:
+    out["runner_refused"] = str(e)
 print("RESULT" + json.dumps(out))
 """
 
@@ -67,6 +85,15 @@ def test_sharded_run_equals_single_device_run(four_devices, algo):
     for key in ("train_return", "eval_return"):
         np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(four["params"], one["params"], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_env_runner_split_over_devices_equals_its_parts(four_devices):
+    r = four_devices["runner"]
+    assert r["devices"] == 4
+    np.testing.assert_array_equal(r["acc"], r["acc_parts"])
+    assert r["mask"] == r["mask_parts"]
+    assert "multiple" in four_devices["runner_refused"]
 
 
 @pytest.mark.slow

@@ -27,10 +27,17 @@ def best_time(fn, repeats: int = 2) -> float:
     return best
 
 
-def random_action_runner(env, num_envs: int, num_steps: int):
+def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 1):
     """A jitted function of a key: ``num_steps`` lock-step steps of ``num_envs`` envs with
     uniformly random legal actions, resets included; returns the summed rewards and the last
-    observation (which keeps the per-step observation work live)."""
+    observation (which keeps the per-step observation work live).
+
+    ``num_devices > 1`` splits the envs over that many local devices (``shard_map`` on a
+    one-axis mesh; on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` makes one
+    device per core): each device runs its own ``num_envs / num_devices`` envs with its own key,
+    the way a JAX user spreads independent envs over the cores or chips they have."""
+    if num_devices > 1:
+        return _sharded_runner(env, num_envs, num_steps, num_devices)
     from semcom_jax.env.wrappers import VecEnv
 
     venv, params = VecEnv(env, num_envs), env.default_params
@@ -52,6 +59,19 @@ def random_action_runner(env, num_envs: int, num_steps: int):
         return acc, obs
 
     return run
+
+
+def _sharded_runner(env, num_envs: int, num_steps: int, num_devices: int):
+    from jax.sharding import PartitionSpec as P
+
+    from semcom_jax.training.sharding import device_count_for, env_mesh
+
+    device_count_for(num_envs, num_devices)  # refuses a count that is absent or does not divide
+    per_device = random_action_runner(env, num_envs // num_devices, num_steps)
+    # check_vma=False: the devices share nothing, so no value needs a varying-axis type.
+    run = jax.jit(jax.shard_map(lambda keys: per_device(keys[0]), mesh=env_mesh(num_devices),
+                                in_specs=P("envs"), out_specs=P("envs"), check_vma=False))
+    return lambda key: run(jax.random.split(key, num_devices))
 
 
 def env_steps_per_s(u: int, q: int, num_envs: int, steps: int) -> float:

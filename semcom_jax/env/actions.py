@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+_UNROLL_MAX_RBS = 64  # up to this many RBs the random legal action counts free RBs unrolled
+
 
 @struct.dataclass
 class Decoded:
@@ -95,16 +97,26 @@ class ActionCodec:
         One random number per mask: the r-th legal action, found by a rank over the Q free RBs
         (the mask is K copies of them), so the cost is O(Q), not O(K Q). When nothing is legal
         the result is 0 (the caller's mask says so)."""
-        free = self.free_rbs(mask)
-        rank = jax.lax.associative_scan(jnp.add, free.astype(jnp.int32), axis=free.ndim - 1)
-        n_free = rank[..., -1]
+        free = self.free_rbs(mask).astype(jnp.int32)
+        n_free = jnp.sum(free, axis=-1)
         extra = self.no_rb_legal(mask).astype(jnp.int32)
         n_legal = self.num_encoders * n_free + extra
         r = jnp.floor(jax.random.uniform(key, n_free.shape) * n_legal).astype(jnp.int32)
         r = jnp.clip(r, 0, jnp.maximum(n_legal - 1, 0))
         safe = jnp.maximum(n_free, 1)
         k, j = r // safe, r % safe
-        q = jnp.argmax(rank > j[..., None], axis=-1).astype(jnp.int32)
+        # The (j+1)-th free RB is the number of RBs with at most j free RBs up to and including
+        # them. For small Q a running count, unrolled, is one fused elementwise loop over the
+        # batch (a scan over the RB axis is several passes, the sampler's main cost).
+        if self.num_rbs <= _UNROLL_MAX_RBS:
+            running, q = jnp.zeros_like(j), jnp.zeros_like(j)
+            for i in range(self.num_rbs):
+                running = running + free[..., i]
+                q = q + (running <= j).astype(jnp.int32)
+        else:
+            rank = jax.lax.associative_scan(jnp.add, free, axis=free.ndim - 1)
+            q = jnp.sum(rank <= j[..., None], axis=-1, dtype=jnp.int32)
+        q = jnp.minimum(q, self.num_rbs - 1)
         a = self.encode(k, q)
         if self.has_no_rb:
             a = jnp.where(r >= self.num_encoders * n_free, self.no_rb_action, a)

@@ -43,6 +43,10 @@ parameters that disagree, so the costs and the scores always describe the same e
 **Reward.** Eq. (11), see :mod:`semcom_jax.env.reward`: ``terminal`` (the paper) or ``dense``.
 Task scores come from the table (``score="table"``, expected score) or from sending the user's
 own feature through the feature channel in-graph (``score="features"``, sampled score).
+
+**Random bits.** ``rng="threefry"`` (default) draws episodes from ``jax.random``; ``rng="hash"``
+from a keyed counter hash ~5x cheaper per word (:mod:`semcom_jax.env.bits`): the same
+distributions (tested), other episodes for the same key.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import jax
 import jax.numpy as jnp
 
 from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.bits import check_source
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
                                    unserved_term, user_term)
@@ -96,8 +101,12 @@ class SemComEnv:
 
     def __init__(self, num_users: int = 5, num_rbs: int = 10, table: Optional[Table] = None,
                  obs_mode: str = "paper", reward: str = "terminal", score: str = "table",
-                 generator=None, flat_features: bool = True):
+                 generator=None, flat_features: bool = True, rng: str = "threefry"):
         validate_sizes(num_users, num_rbs)
+        check_source(rng)
+        if generator is not None and rng != "threefry":
+            raise ValueError("give either generator= or rng=, not both (rng chooses the bit "
+                             "source of the default generator)")
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
         if reward not in REWARDS:
@@ -125,7 +134,8 @@ class SemComEnv:
         self.flat_features = bool(flat_features)
         self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=True)
         num_images = self.table.data.features.num_images if score == "features" else 1
-        self.generator = generator or UniformGenerator(num_users, num_rbs, num_images)
+        self.rng = rng
+        self.generator = generator or UniformGenerator(num_users, num_rbs, num_images, bits=rng)
         self._reward_fn = REWARDS[reward]()
         self._score_fn = SCORES[score]()
         self.observation_size = int(
