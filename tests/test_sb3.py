@@ -1,6 +1,5 @@
 """Stable-Baselines3 through the vector adapter (needs the ``bench`` extra; skipped without it)."""
 
-import numpy as np
 import pytest
 
 sb3_contrib = pytest.importorskip("sb3_contrib")

@@ -386,7 +386,6 @@ class SemComEnv:
         free = jnp.sum(~state.rb_used).astype(jnp.float32)
         parts = [decided / n_users, jnp.log((left + 1.0) / (free + 1.0)), free / n_rbs]
         if self.obs_mode == "full":
-            inst = state.instance
             parts += list(_bs_features(state.instance, params))
         return jnp.stack([jnp.asarray(x, jnp.float32) for x in parts])
 

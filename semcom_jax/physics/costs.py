@@ -6,7 +6,6 @@ compute size), ``feature_bits`` is D^O_k, ``decoder_size`` is D^E.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 
 
 def bs_extraction_delay_s(bs_cycles_per_bit, image_bits, encoder_compute, bs_freq_hz):
