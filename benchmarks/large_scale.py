@@ -15,6 +15,8 @@ Points (U, Q, envs, episodes per rollout, network, per-RB width, epochs):
 - ``set`` at the same point: the size-free network, rollouts stored by episode
   (``semcom_jax.agents.episodic``), defaults (width 32, 4 epochs);
 - ``set`` with a per-RB width of 8 and one epoch (a lighter update);
+- ``set`` at its defaults but scoring only the 32 free RBs of highest SINR per decision
+  (``rb_candidates=32``);
 - ``set`` at U = Q = 1000 with 64 envs and two episodes per rollout (the memory goal: <= 4 GiB);
 - ``per_rb`` at that point is not run when its stored observations alone exceed
   ``--max-rollout-gib``: the row says how much they would need.
@@ -44,6 +46,8 @@ def points(u: int) -> list[dict]:
         dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set"),
         dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set",
              rb_hidden=8, update_epochs=1),
+        dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set",
+             rb_candidates=32),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="set"),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="per_rb"),
     ]
@@ -99,6 +103,8 @@ def main(argv=None):
     ap.add_argument("--updates", type=int, default=1, help="timed updates per point")
     ap.add_argument("--max-rollout-gib", type=float, default=8.0,
                     help="skip points whose stored rollout alone would exceed this")
+    ap.add_argument("--only", type=int, nargs="+", default=None,
+                    help="run only these points (0-based, in the order listed above)")
     ap.add_argument("--point", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/large_scale-<time>/; the "
@@ -114,18 +120,24 @@ def main(argv=None):
     out = output_folder(a.out, "large_scale")
     u = a.users or (200 if a.quick else 1000)
     rows = []
-    for spec in points(u):
+    specs = points(u)
+    if a.only is not None:
+        if any(not 0 <= i < len(specs) for i in a.only):
+            raise SystemExit(f"--only: points are numbered 0..{len(specs) - 1}")
+        specs = [specs[i] for i in a.only]
+    for spec in specs:
         cfg = TrainConfig(obs_mode="full", reward="dense", **spec)
         per_step = stored_floats_per_step(cfg)
         stored_gib = 4 * per_step * cfg.steps_per_update / 2**30
         row = {**{k: spec.get(k, getattr(cfg, k)) for k in (
             "network", "num_users", "num_rbs", "num_envs", "episodes_per_rollout",
-            "rb_hidden", "update_epochs")},
+            "rb_hidden", "update_epochs", "rb_candidates")},
             "decisions_per_update": cfg.steps_per_update,
             "stored_floats_per_step": round(per_step, 1), "stored_rollout_gib": stored_gib,
             "machine": machine()}
         label = (f"{spec['network']:>6} U={u} Q={cfg.num_rbs} envs={cfg.num_envs} "
-                 f"E={cfg.episodes_per_rollout} width={cfg.rb_hidden} epochs={cfg.update_epochs}")
+                 f"E={cfg.episodes_per_rollout} width={cfg.rb_hidden} epochs={cfg.update_epochs}"
+                 + (f" candidates={cfg.rb_candidates}" if cfg.rb_candidates else ""))
         if stored_gib > a.max_rollout_gib:
             row["note"] = f"not run: its stored rollout alone needs {stored_gib:.1f} GiB"
             print(f"{label}: {row['note']}", flush=True)
@@ -156,6 +168,7 @@ def plot(rows, path):
     done = [r for r in rows if "decisions_per_s" in r]
     labels = [f"{r['network']}\nU={r['num_users']} Q={r['num_rbs']}\n{r['num_envs']} envs"
               f" E={r['episodes_per_rollout']}\nw={r['rb_hidden']} ep={r['update_epochs']}"
+              + (f"\nM={r['rb_candidates']}" if r.get("rb_candidates") else "")
               for r in done]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     colors = ["C0" if r["network"] == "per_rb" else "C2" for r in done]

@@ -76,7 +76,8 @@ def peak_rss_gib() -> float:
 def base_config(args, **kw):
     from semcom_jax.agents.config import TrainConfig
     return TrainConfig(network="set", reward="dense", obs_mode=args.obs, num_seeds=args.seeds,
-                       episodes_per_rollout=1, ceiling_draws=0, **kw)
+                       episodes_per_rollout=1, ceiling_draws=0,
+                       rb_candidates=args.rb_candidates, **kw)
 
 
 def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> dict:
@@ -197,6 +198,9 @@ def main() -> None:
                     help="sizes that also get a policy trained at that size (method b)")
     ap.add_argument("--size-budget-s", type=float, default=None,
                     help="compute seconds per per-size run (default: the across-sizes run's)")
+    ap.add_argument("--rb-candidates", type=int, default=0,
+                    help="the set network scores only this many RBs per decision, the free ones "
+                         "of highest SINR (0: all; TrainConfig.rb_candidates)")
     ap.add_argument("--out", default=None, help="output folder (default runs/scaling-<time>)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the finished runs and points found in --out (printed)")
@@ -244,7 +248,8 @@ def main() -> None:
                         shutil.rmtree(pdir)
                     cmd = [sys.executable, __file__, "--size-point", str(u), str(q), "--out",
                            pdir, "--seeds", str(args.seeds), "--obs", args.obs,
-                           "--size-budget-s", str(budget)]
+                           "--size-budget-s", str(budget),
+                           "--rb-candidates", str(args.rb_candidates)]
                     if subprocess.run(cmd).returncode != 0:
                         print(f"U={u} Q={q}: the per-size point failed (its output is above); "
                               "continuing without it", flush=True)

@@ -87,7 +87,8 @@ def _replay(tr, state, traj):
 
 
 @pytest.mark.slow  # compiles a whole episode collection and its replay (~15 s each)
-@pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5)}])
+@pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5),
+                                        "rb_candidates": 2}])
 def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     cfg, env, tr = _trainer(**sizes)
     state = tr.init(jax.random.PRNGKey(0))
@@ -118,9 +119,10 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     np.testing.assert_allclose(np.asarray(v_tab), np.asarray(value), rtol=1e-5, atol=2e-5)
 
 
-@pytest.mark.slow  # compiles the update at three chunk sizes
-def test_chunked_gradient_equals_the_plain_ppo_gradient():
-    cfg, env, tr = _trainer(num_users=4, num_rbs=5)
+@pytest.mark.slow  # compiles the update at each chunk size
+@pytest.mark.parametrize("extra,chunks", [({}, (4, 2, 1)), ({"rb_candidates": 3}, (4, 1))])
+def test_chunked_gradient_equals_the_plain_ppo_gradient(extra, chunks):
+    cfg, env, tr = _trainer(num_users=4, num_rbs=5, **extra)
     state = tr.init(jax.random.PRNGKey(1))
     _, _, _, traj, eps = jax.jit(lambda s: episodic.collect_episodes(
         tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 2))(state)
@@ -138,7 +140,7 @@ def test_chunked_gradient_equals_the_plain_ppo_gradient():
         return ppo_objective(logits, value, mask, b, a, t, cfg, kl)
 
     grads = {}
-    for chunk in (4, 2, 1):
+    for chunk in chunks:
         grads[chunk], _ = jax.jit(lambda p, d, m, c=chunk: episodic.minibatch_grads(
             tr.network, p, env, state.env_params, d, (m[0], normalise(m[1]), m[2]), c,
             objective))(state.params, mb_data, mb)

@@ -141,6 +141,63 @@ def test_cached_episode_embedding_gives_the_same_logits():
     assert not np.allclose(np.asarray(d[0]), np.asarray(a[0]))
 
 
+def _candidate_case(q=12, used=(1, 4, 5, 9, 10), batch=2):
+    env = SemComEnv(4, q, flat_features=False)
+    obs = _random_obs(env, jax.random.PRNGKey(8), batch=batch)
+    free = ~np.isin(np.arange(q), used)
+    return env, obs.replace(action_mask=jnp.broadcast_to(env.actions.mask(jnp.asarray(free)),
+                                                          obs.action_mask.shape)), free
+
+
+def test_rb_candidates_change_nothing_when_every_free_rb_is_in_view():
+    env, obs, free = _candidate_case()  # 7 free RBs
+    full = nets.make_network("set", env, (16,), 8)
+    params = full.init(jax.random.PRNGKey(0), obs)
+    seen = nets.make_network("set", env, (16,), 8, rb_candidates=8)
+    a, b = full.apply(params, obs), seen.apply(params, obs)  # same parameters: shapes agree
+    legal = np.asarray(obs.action_mask)
+    np.testing.assert_allclose(np.asarray(b[0])[legal], np.asarray(a[0])[legal], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(b[1]), np.asarray(a[1]), rtol=1e-5, atol=1e-6)
+
+
+def test_rb_candidates_score_only_the_best_free_rbs():
+    """With M = 3, only the 3 free RBs of highest SINR can be chosen, and their logits are the
+    full network's on the same observation with only those RBs free (its RB summary and head
+    then see exactly them)."""
+    env, obs, free = _candidate_case()
+    m, k_count, q = 3, env.num_encoders, env.num_rbs
+    net = nets.make_network("set", env, (16,), 8, rb_candidates=m)
+    params = net.init(jax.random.PRNGKey(0), obs)
+    logits, value = net.apply(params, obs)
+    logp = np.asarray(nets.masked_log_probs(logits, obs.action_mask))
+    full = nets.make_network("set", env, (16,), 8)
+    for b in range(2):
+        sinr = np.asarray(obs.rb_features[b, :, 2])
+        best = sorted(np.flatnonzero(free), key=lambda r: -sinr[r])[:m]
+        view = np.isin(np.arange(q), best)
+        per_rb = np.exp(logp[b, :k_count * q]).reshape(k_count, q)
+        assert np.all(per_rb[:, ~view] == 0) and np.all(per_rb[:, view] > 0)
+        assert np.exp(logp[b, -1]) > 0  # "no RB" stays possible
+        only = obs.replace(action_mask=jnp.broadcast_to(env.actions.mask(jnp.asarray(view)),
+                                                         obs.action_mask.shape))
+        ref_logits, ref_value = full.apply(params, only)
+        legal = np.asarray(only.action_mask[b])
+        np.testing.assert_allclose(np.asarray(logits[b])[legal],
+                                   np.asarray(ref_logits[b])[legal], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(float(value[b]), float(ref_value[b]), rtol=1e-5, atol=1e-6)
+
+
+def test_rb_candidates_config_rules():
+    with pytest.raises(ValueError, match="rb_candidates"):
+        TrainConfig(rb_candidates=8).validate()  # per_rb network
+    with pytest.raises(ValueError, match="rb_candidates"):
+        TrainConfig(network="set", rb_candidates=-1).validate()
+    with pytest.raises(ValueError, match="rb_candidates"):
+        nets.make_network("per_rb", SemComEnv(3, 4), (8,), 8, rb_candidates=2)
+    TrainConfig(network="set", rb_candidates=8).validate()
+
+
 def test_value_counts_the_users_it_stands_for():
     env = SemComEnv(4, 4, reward="dense", flat_features=False)
     net = nets.make_network("set", env, (8,), 8)
@@ -201,7 +258,7 @@ def test_scaling_study_per_size_configs_are_valid():
         "scaling_users", os.path.join(root, "experiments", "scaling_users.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    args = argparse.Namespace(obs="full", seeds=3)
+    args = argparse.Namespace(obs="full", seeds=3, rb_candidates=32)
     for u in mod.USERS:
         for r in (1, 2):
             cfg = mod.size_config(args, u, r * u)

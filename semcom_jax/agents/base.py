@@ -35,7 +35,8 @@ class Trainer(abc.ABC):
         self.env_params = env_params
         self.venv = VecEnv(env, config.num_envs)
         self.network = nets.make_network(config.network, env, config.hidden, config.rb_hidden,
-                                         value_head=self.value_head)
+                                         value_head=self.value_head,
+                                         rb_candidates=config.rb_candidates)
         self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                      optax.adam(self.learning_rate(), eps=self.adam_eps))
 

@@ -79,6 +79,7 @@ class TrainConfig:
     network: str = "per_rb"  # "per_rb" (per-RB head), "set" (size-free) or "mlp" (flat)
     hidden: tuple = (64, 64)
     rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
+    rb_candidates: int = 0  # "set": RBs scored per decision, the best M by SINR (0: all Q)
     # --- run ---
     num_seeds: int = 1
     seed: int = 0
@@ -218,6 +219,9 @@ class TrainConfig:
              "must be 0 (no paper ceiling) or >= 2")
         need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
         need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
+        need(self.rb_candidates >= 0, "rb_candidates", "must be >= 0 (0 = every RB)")
+        need(self.rb_candidates == 0 or self.network == "set", "rb_candidates",
+             "is an option of network 'set' only (use 0 with 'per_rb' or 'mlp')")
         for name in ("train_users", "train_rbs"):
             v = tuple(getattr(self, name))
             need(v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,

@@ -120,6 +120,30 @@ def _masked_max(x, mask):
     return jnp.where(jnp.any(mask, axis=-1)[..., None], best, 0.0)
 
 
+def _candidate_rbs(sinr, free, m: int):
+    """The ``m`` free RBs with the highest ``sinr`` (..., Q): indices (..., m) and whether each is
+    a free RB (fewer than ``m`` free RBs leave used ones in the list, marked False)."""
+    _, idx = jax.lax.top_k(jnp.where(free, sinr, -jnp.inf), m)
+    return idx, jnp.take_along_axis(free, idx, axis=-1)
+
+
+def _take_rbs(x, idx):
+    """Rows ``idx`` (..., m) of ``x`` (..., Q, width)."""
+    return jnp.take_along_axis(x, idx[..., None], axis=-2)
+
+
+def _scatter_rbs(per_rb, idx, in_view, num_rbs: int):
+    """(..., Q, K) with the candidates' rows ``per_rb`` (..., m, K) in place and the most negative
+    logit everywhere else (RBs out of view, and used RBs in the list)."""
+    low = jnp.finfo(per_rb.dtype).min
+    rows = jnp.where(in_view[..., None], per_rb, low)
+    lead, (m, k) = per_rb.shape[:-2], per_rb.shape[-2:]
+    flat_rows, flat_idx = rows.reshape((-1, m, k)), idx.reshape((-1, m))
+    full = jax.vmap(lambda r, i: jnp.full((num_rbs, k), low, per_rb.dtype).at[i].set(r))(
+        flat_rows, flat_idx)
+    return full.reshape(lead + (num_rbs, k))
+
+
 @struct.dataclass
 class EpisodeEmbedding:
     """What :class:`SetActorCritic` computes once per episode (nothing in it changes within one).
@@ -165,6 +189,11 @@ class SetActorCritic(nn.Module):
     width: int = 32  # user/RB embeddings and the per-RB head
     value_head: bool = True
     value_scale: str = "remaining"  # "remaining" (dense reward) or "total" (terminal reward)
+    # 0: every RB is scored at every decision, O(Q x width). M > 0: only the M free RBs where
+    # the current user's SINR feature is highest are (the RB summary, the head and the logits);
+    # the other RBs' actions get the most negative logit. A decision then costs O(Q) to select
+    # and O(M x width) to score, and below Q <= M nothing changes.
+    candidates: int = 0
 
     def setup(self):
         init = nn.initializers.orthogonal(np.sqrt(2))
@@ -209,13 +238,22 @@ class SetActorCritic(nn.Module):
         context of the observation."""
         codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
         free = codec.free_rbs(action_mask)
-        summary = jnp.concatenate([users, _masked_mean(emb.rbs, free),
-                                   _masked_max(emb.rbs, free), context], axis=-1)
+        rbs, rb_head, in_view = emb.rbs, emb.rb_head, free
+        idx = None
+        if 0 < self.candidates < sinr.shape[-1]:
+            idx, in_view = _candidate_rbs(sinr, free, self.candidates)
+            rbs, rb_head, sinr = (_take_rbs(rbs, idx), _take_rbs(rb_head, idx),
+                                  jnp.take_along_axis(sinr, idx, axis=-1))
+        summary = jnp.concatenate([users, _masked_mean(rbs, in_view),
+                                   _masked_max(rbs, in_view), context], axis=-1)
         g = summary
         for layer in self.torso:
             g = nn.tanh(layer(g))
-        h = nn.tanh(emb.rb_head + sinr[..., None] * self.head_sinr + self.head_g(g)[..., None, :])
-        logits = codec.flat_logits(self.head_out(h), self.no_rb(g))  # per RB (..., Q, K)
+        h = nn.tanh(rb_head + sinr[..., None] * self.head_sinr + self.head_g(g)[..., None, :])
+        per_rb = self.head_out(h)  # (..., Q or M, K)
+        if idx is not None:
+            per_rb = _scatter_rbs(per_rb, idx, in_view, codec.num_rbs)
+        logits = codec.flat_logits(per_rb, self.no_rb(g))
         if not self.value_head:
             return logits, None
         c = summary
@@ -236,8 +274,12 @@ class SetActorCritic(nn.Module):
 NETWORKS = ("set", "per_rb", "mlp")
 
 
-def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True):
-    """``kind``: "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp"."""
+def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True,
+                 rb_candidates: int = 0):
+    """``kind``: "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp";
+    ``rb_candidates``: the set network's RBs in view per decision (0: all)."""
+    if rb_candidates and kind != "set":
+        raise ValueError(f"rb_candidates is an option of the 'set' network, not of {kind!r}")
     if kind in ("mlp", "per_rb") and not env.flat_features:
         raise ValueError(f"network {kind!r} reads the flat features, but this env was built "
                          "with flat_features=False")
@@ -247,5 +289,6 @@ def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True
         return PerRBActorCritic(env.actions, tuple(hidden), rb_hidden, value_head)
     if kind == "set":
         scale = "remaining" if env.reward_name == "dense" else "total"
-        return SetActorCritic(env.num_encoders, tuple(hidden), rb_hidden, value_head, scale)
+        return SetActorCritic(env.num_encoders, tuple(hidden), rb_hidden, value_head, scale,
+                              rb_candidates)
     raise ValueError(f"network must be one of {NETWORKS}, got {kind!r}")

@@ -118,6 +118,12 @@ class PPO(Trainer):
     def policy_logits(self, params, obs: Observation):
         return self.network.apply(params, obs)[0]
 
+    @property
+    def _rbs_in_view(self) -> int:
+        """RBs the set network scores per decision: its per-step activations scale with these."""
+        m = self.config.rb_candidates
+        return min(m, self.env.num_rbs) if m else self.env.num_rbs
+
     # ------------------------------------------------------------------ one update
 
     def rollout(self, state: RunnerState):
@@ -205,7 +211,7 @@ class PPO(Trainer):
         data = episodic.episode_data(self.env, state.env_params, episodes)
         chunk = episodic.chunk_size(cfg.episodes_per_rollout * cfg.num_envs
                                     // cfg.num_minibatches, self.env.num_users,
-                                    self.env.num_rbs, self.network.width)
+                                    self._rbs_in_view, self.network.width)
 
         def objective(logits, value, mask, mb):
             batch, adv, targets = mb
