@@ -16,7 +16,8 @@ Points (U, Q, envs, episodes per rollout, network, per-RB width, epochs):
   (``semcom_jax.agents.episodic``), defaults (width 32, 4 epochs);
 - ``set`` with a per-RB width of 8 and one epoch (a lighter update);
 - ``set`` at its defaults but scoring only the 32 free RBs of highest SINR per decision
-  (``rb_candidates=32``);
+  (``rb_candidates=32``), and the same with half of them spread over the SINR ranking
+  (``rb_candidate_rule="spread"``);
 - ``set`` at U = Q = 1000 with 64 envs and two episodes per rollout (the memory goal: <= 4 GiB);
 - ``per_rb`` at that point is not run when its stored observations alone exceed
   ``--max-rollout-gib``: the row says how much they would need.
@@ -48,6 +49,8 @@ def points(u: int) -> list[dict]:
              rb_hidden=8, update_epochs=1),
         dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set",
              rb_candidates=32),
+        dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set",
+             rb_candidates=32, rb_candidate_rule="spread"),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="set"),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="per_rb"),
     ]
@@ -131,13 +134,14 @@ def main(argv=None):
         stored_gib = 4 * per_step * cfg.steps_per_update / 2**30
         row = {**{k: spec.get(k, getattr(cfg, k)) for k in (
             "network", "num_users", "num_rbs", "num_envs", "episodes_per_rollout",
-            "rb_hidden", "update_epochs", "rb_candidates")},
+            "rb_hidden", "update_epochs", "rb_candidates", "rb_candidate_rule")},
             "decisions_per_update": cfg.steps_per_update,
             "stored_floats_per_step": round(per_step, 1), "stored_rollout_gib": stored_gib,
             "machine": machine()}
         label = (f"{spec['network']:>6} U={u} Q={cfg.num_rbs} envs={cfg.num_envs} "
                  f"E={cfg.episodes_per_rollout} width={cfg.rb_hidden} epochs={cfg.update_epochs}"
-                 + (f" candidates={cfg.rb_candidates}" if cfg.rb_candidates else ""))
+                 + (f" candidates={cfg.rb_candidates} ({cfg.rb_candidate_rule})"
+                    if cfg.rb_candidates else ""))
         if stored_gib > a.max_rollout_gib:
             row["note"] = f"not run: its stored rollout alone needs {stored_gib:.1f} GiB"
             print(f"{label}: {row['note']}", flush=True)
@@ -168,7 +172,8 @@ def plot(rows, path):
     done = [r for r in rows if "decisions_per_s" in r]
     labels = [f"{r['network']}\nU={r['num_users']} Q={r['num_rbs']}\n{r['num_envs']} envs"
               f" E={r['episodes_per_rollout']}\nw={r['rb_hidden']} ep={r['update_epochs']}"
-              + (f"\nM={r['rb_candidates']}" if r.get("rb_candidates") else "")
+              + (f"\nM={r['rb_candidates']} {r.get('rb_candidate_rule', 'top')}"
+                 if r.get("rb_candidates") else "")
               for r in done]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     colors = ["C0" if r["network"] == "per_rb" else "C2" for r in done]

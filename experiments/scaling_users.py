@@ -77,7 +77,8 @@ def base_config(args, **kw):
     from semcom_jax.agents.config import TrainConfig
     return TrainConfig(network="set", reward="dense", obs_mode=args.obs, num_seeds=args.seeds,
                        episodes_per_rollout=1, ceiling_draws=0,
-                       rb_candidates=args.rb_candidates, **kw)
+                       rb_candidates=args.rb_candidates,
+                       rb_candidate_rule=args.rb_candidate_rule, **kw)
 
 
 def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> dict:
@@ -201,6 +202,8 @@ def main() -> None:
     ap.add_argument("--rb-candidates", type=int, default=0,
                     help="the set network scores only this many RBs per decision, the free ones "
                          "of highest SINR (0: all; TrainConfig.rb_candidates)")
+    ap.add_argument("--rb-candidate-rule", choices=("top", "spread"), default="top",
+                    help="which RBs are in view (TrainConfig.rb_candidate_rule)")
     ap.add_argument("--out", default=None, help="output folder (default runs/scaling-<time>)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the finished runs and points found in --out (printed)")
@@ -249,7 +252,8 @@ def main() -> None:
                     cmd = [sys.executable, __file__, "--size-point", str(u), str(q), "--out",
                            pdir, "--seeds", str(args.seeds), "--obs", args.obs,
                            "--size-budget-s", str(budget),
-                           "--rb-candidates", str(args.rb_candidates)]
+                           "--rb-candidates", str(args.rb_candidates),
+                           "--rb-candidate-rule", args.rb_candidate_rule]
                     if subprocess.run(cmd).returncode != 0:
                         print(f"U={u} Q={q}: the per-size point failed (its output is above); "
                               "continuing without it", flush=True)

@@ -88,7 +88,7 @@ def _replay(tr, state, traj):
 
 @pytest.mark.slow  # compiles a whole episode collection and its replay (~15 s each)
 @pytest.mark.parametrize("sizes", [{}, {"train_users": (2, 4), "train_rbs": (2, 5),
-                                        "rb_candidates": 2}])
+                                        "rb_candidates": 3, "rb_candidate_rule": "spread"}])
 def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     cfg, env, tr = _trainer(**sizes)
     state = tr.init(jax.random.PRNGKey(0))

@@ -161,21 +161,57 @@ def test_rb_candidates_change_nothing_when_every_free_rb_is_in_view():
     np.testing.assert_allclose(np.asarray(b[1]), np.asarray(a[1]), rtol=1e-5, atol=1e-6)
 
 
-def test_rb_candidates_score_only_the_best_free_rbs():
-    """With M = 3, only the 3 free RBs of highest SINR can be chosen, and their logits are the
+def _view_by_hand(sinr, free, m, rule):
+    ranked = sorted(np.flatnonzero(free), key=lambda r: -sinr[r])  # free RBs, best first
+    if rule == "top":
+        return ranked[:m]
+    top, rest = m // 2, m - m // 2
+    best = ranked[:top]
+    size = -(-len(sinr) // rest)
+    sampled = []
+    for b in range(rest):
+        block = [r for r in range(b * size, min((b + 1) * size, len(sinr)))
+                 if free[r] and r not in best]
+        if block:
+            sampled.append(block[0])
+    return best + sampled
+
+
+def test_spread_candidates_by_hand():
+    from semcom_jax.agents.networks import _candidate_rbs
+    sinr = jnp.array([0.5, 3.0, 2.0, -1.0, 4.0, 1.0, 0.0, 2.5, -2.0, 1.5])
+    free = jnp.array([True, True, False, True, True, True, True, True, True, False])
+    # Free RBs by SINR, best first: 4, 1, 7, 5, 0, 6, 3, 8.
+    idx, ok = _candidate_rbs(sinr, free, 4, "spread")
+    # 2 best (4, 1), then the first free RB not among them in blocks [0, 5) and [5, 10).
+    assert np.asarray(idx).tolist() == [4, 1, 0, 5] and bool(ok.all())
+    idx, ok = _candidate_rbs(sinr, free, 6, "spread")
+    # 3 best (4, 1, 7); blocks of 4: [0, 4) -> 0, [4, 8) -> 5, [8, 12) -> 8.
+    assert np.asarray(idx).tolist() == [4, 1, 7, 0, 5, 8] and bool(ok.all())
+    # A block without a free RB leaves its slot out of view.
+    idx, ok = _candidate_rbs(sinr, free.at[5:].set(False), 4, "spread")
+    assert np.asarray(ok).tolist() == [True, True, True, False]
+    idx, ok = _candidate_rbs(sinr, free, 4, "top")
+    assert np.asarray(idx).tolist() == [4, 1, 7, 5] and bool(ok.all())
+
+
+@pytest.mark.parametrize("rule", ["top", "spread"])
+def test_rb_candidates_score_only_the_rbs_in_view(rule):
+    """With M = 3 (M = 4 spread), only the RBs in view can be chosen, and their logits are the
     full network's on the same observation with only those RBs free (its RB summary and head
     then see exactly them)."""
     env, obs, free = _candidate_case()
-    m, k_count, q = 3, env.num_encoders, env.num_rbs
-    net = nets.make_network("set", env, (16,), 8, rb_candidates=m)
+    m, k_count, q = (3 if rule == "top" else 4), env.num_encoders, env.num_rbs
+    net = nets.make_network("set", env, (16,), 8, rb_candidates=m, candidate_rule=rule)
     params = net.init(jax.random.PRNGKey(0), obs)
     logits, value = net.apply(params, obs)
     logp = np.asarray(nets.masked_log_probs(logits, obs.action_mask))
     full = nets.make_network("set", env, (16,), 8)
     for b in range(2):
         sinr = np.asarray(obs.rb_features[b, :, 2])
-        best = sorted(np.flatnonzero(free), key=lambda r: -sinr[r])[:m]
-        view = np.isin(np.arange(q), best)
+        want = _view_by_hand(sinr, free, m, rule)
+        view = np.isin(np.arange(q), want)
+        assert view.sum() == len(want) == m
         per_rb = np.exp(logp[b, :k_count * q]).reshape(k_count, q)
         assert np.all(per_rb[:, ~view] == 0) and np.all(per_rb[:, view] > 0)
         assert np.exp(logp[b, -1]) > 0  # "no RB" stays possible
@@ -195,7 +231,12 @@ def test_rb_candidates_config_rules():
         TrainConfig(network="set", rb_candidates=-1).validate()
     with pytest.raises(ValueError, match="rb_candidates"):
         nets.make_network("per_rb", SemComEnv(3, 4), (8,), 8, rb_candidates=2)
-    TrainConfig(network="set", rb_candidates=8).validate()
+    with pytest.raises(ValueError, match="rb_candidate_rule"):
+        TrainConfig(network="set", rb_candidates=8, rb_candidate_rule="best").validate()
+    with pytest.raises(ValueError, match="candidate_rule"):
+        nets.make_network("set", SemComEnv(3, 4, flat_features=False), (8,), 8, rb_candidates=2,
+                          candidate_rule="best")
+    TrainConfig(network="set", rb_candidates=8, rb_candidate_rule="spread").validate()
 
 
 def test_value_counts_the_users_it_stands_for():
@@ -258,7 +299,7 @@ def test_scaling_study_per_size_configs_are_valid():
         "scaling_users", os.path.join(root, "experiments", "scaling_users.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    args = argparse.Namespace(obs="full", seeds=3, rb_candidates=32)
+    args = argparse.Namespace(obs="full", seeds=3, rb_candidates=32, rb_candidate_rule="spread")
     for u in mod.USERS:
         for r in (1, 2):
             cfg = mod.size_config(args, u, r * u)

@@ -36,7 +36,8 @@ class Trainer(abc.ABC):
         self.venv = VecEnv(env, config.num_envs)
         self.network = nets.make_network(config.network, env, config.hidden, config.rb_hidden,
                                          value_head=self.value_head,
-                                         rb_candidates=config.rb_candidates)
+                                         rb_candidates=config.rb_candidates,
+                                         candidate_rule=config.rb_candidate_rule)
         self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                                      optax.adam(self.learning_rate(), eps=self.adam_eps))
 

@@ -79,7 +79,9 @@ class TrainConfig:
     network: str = "per_rb"  # "per_rb" (per-RB head), "set" (size-free) or "mlp" (flat)
     hidden: tuple = (64, 64)
     rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
-    rb_candidates: int = 0  # "set": RBs scored per decision, the best M by SINR (0: all Q)
+    rb_candidates: int = 0  # "set": RBs scored per decision, M of the free ones (0: all Q)
+    rb_candidate_rule: str = "top"  # which M: "top" (best by SINR) or "spread" (half best, half
+    # spread evenly over the rest of the SINR ranking)
     # --- run ---
     num_seeds: int = 1
     seed: int = 0
@@ -222,6 +224,8 @@ class TrainConfig:
         need(self.rb_candidates >= 0, "rb_candidates", "must be >= 0 (0 = every RB)")
         need(self.rb_candidates == 0 or self.network == "set", "rb_candidates",
              "is an option of network 'set' only (use 0 with 'per_rb' or 'mlp')")
+        need(self.rb_candidate_rule in ("top", "spread"), "rb_candidate_rule",
+             "must be 'top' or 'spread'")
         for name in ("train_users", "train_rbs"):
             v = tuple(getattr(self, name))
             need(v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,

@@ -120,11 +120,34 @@ def _masked_max(x, mask):
     return jnp.where(jnp.any(mask, axis=-1)[..., None], best, 0.0)
 
 
-def _candidate_rbs(sinr, free, m: int):
-    """The ``m`` free RBs with the highest ``sinr`` (..., Q): indices (..., m) and whether each is
-    a free RB (fewer than ``m`` free RBs leave used ones in the list, marked False)."""
-    _, idx = jax.lax.top_k(jnp.where(free, sinr, -jnp.inf), m)
-    return idx, jnp.take_along_axis(free, idx, axis=-1)
+CANDIDATE_RULES = ("top", "spread")
+
+
+def _candidate_rbs(sinr, free, m: int, rule: str = "top"):
+    """``m`` free RBs for the SINR feature (..., Q): indices (..., m) and whether each is in view
+    (a free RB; a slot with none is marked False). ``"top"``: the ``m`` highest SINRs.
+    ``"spread"``: the ``m // 2`` highest, and from each of ``m - m // 2`` equal blocks of RB
+    indices its first free RB: RBs are exchangeable (their interference is drawn i.i.d.), so
+    these are a sample of the whole population of free RBs, and the policy can leave the best
+    ones to later users. Both cost O(Q) per decision (no sort)."""
+    q = sinr.shape[-1]
+    score = jnp.where(free, sinr, -jnp.inf)
+    if rule == "top":
+        _, idx = jax.lax.top_k(score, m)
+        return idx, jnp.take_along_axis(free, idx, axis=-1)
+    top, rest = m // 2, m - m // 2
+    _, best = jax.lax.top_k(score, top)
+    # Blocks of ceil(Q / rest) indices (the last padded with used slots); a free RB that is
+    # already among the best is skipped, so the two halves do not overlap.
+    size = -(-q // rest)
+    in_top = jnp.any(jnp.arange(q) == best[..., :, None], axis=-2)
+    avail = jnp.pad(free & ~in_top, [(0, 0)] * (free.ndim - 1) + [(0, size * rest - q)])
+    blocks = avail.reshape(avail.shape[:-1] + (rest, size))
+    first = jnp.argmax(blocks, axis=-1).astype(jnp.int32)  # (..., rest): first free in block
+    sampled = jnp.minimum(first + size * jnp.arange(rest, dtype=jnp.int32), q - 1)
+    ok_sampled = jnp.any(blocks, axis=-1)
+    return (jnp.concatenate([best, sampled], axis=-1),
+            jnp.concatenate([jnp.take_along_axis(free, best, axis=-1), ok_sampled], axis=-1))
 
 
 def _take_rbs(x, idx):
@@ -194,6 +217,7 @@ class SetActorCritic(nn.Module):
     # the other RBs' actions get the most negative logit. A decision then costs O(Q) to select
     # and O(M x width) to score, and below Q <= M nothing changes.
     candidates: int = 0
+    candidate_rule: str = "top"  # which M: the best by SINR, or half best and half spread
 
     def setup(self):
         init = nn.initializers.orthogonal(np.sqrt(2))
@@ -241,7 +265,7 @@ class SetActorCritic(nn.Module):
         rbs, rb_head, in_view = emb.rbs, emb.rb_head, free
         idx = None
         if 0 < self.candidates < sinr.shape[-1]:
-            idx, in_view = _candidate_rbs(sinr, free, self.candidates)
+            idx, in_view = _candidate_rbs(sinr, free, self.candidates, self.candidate_rule)
             rbs, rb_head, sinr = (_take_rbs(rbs, idx), _take_rbs(rb_head, idx),
                                   jnp.take_along_axis(sinr, idx, axis=-1))
         summary = jnp.concatenate([users, _masked_mean(rbs, in_view),
@@ -275,7 +299,7 @@ NETWORKS = ("set", "per_rb", "mlp")
 
 
 def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True,
-                 rb_candidates: int = 0):
+                 rb_candidates: int = 0, candidate_rule: str = "top"):
     """``kind``: "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp";
     ``rb_candidates``: the set network's RBs in view per decision (0: all)."""
     if rb_candidates and kind != "set":
@@ -289,6 +313,9 @@ def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True
         return PerRBActorCritic(env.actions, tuple(hidden), rb_hidden, value_head)
     if kind == "set":
         scale = "remaining" if env.reward_name == "dense" else "total"
+        if candidate_rule not in CANDIDATE_RULES:
+            raise ValueError(f"candidate_rule must be one of {CANDIDATE_RULES}, got "
+                             f"{candidate_rule!r}")
         return SetActorCritic(env.num_encoders, tuple(hidden), rb_hidden, value_head, scale,
-                              rb_candidates)
+                              rb_candidates, candidate_rule)
     raise ValueError(f"network must be one of {NETWORKS}, got {kind!r}")
