@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any, Mapping
 
-from semcom_jax.agents.networks import NETWORKS
+from semcom_jax.agents.networks import CANDIDATE_RULES, NETWORKS
 from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
 from semcom_jax.tables.format import NAMED_TABLES, table_path
@@ -224,8 +224,8 @@ class TrainConfig:
         need(self.rb_candidates >= 0, "rb_candidates", "must be >= 0 (0 = every RB)")
         need(self.rb_candidates == 0 or self.network == "set", "rb_candidates",
              "is an option of network 'set' only (use 0 with 'per_rb' or 'mlp')")
-        need(self.rb_candidate_rule in ("top", "spread"), "rb_candidate_rule",
-             "must be 'top' or 'spread'")
+        need(self.rb_candidate_rule in CANDIDATE_RULES, "rb_candidate_rule",
+             f"must be one of {CANDIDATE_RULES}")
         for name in ("train_users", "train_rbs"):
             v = tuple(getattr(self, name))
             need(v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,

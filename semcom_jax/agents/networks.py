@@ -212,12 +212,12 @@ class SetActorCritic(nn.Module):
     width: int = 32  # user/RB embeddings and the per-RB head
     value_head: bool = True
     value_scale: str = "remaining"  # "remaining" (dense reward) or "total" (terminal reward)
-    # 0: every RB is scored at every decision, O(Q x width). M > 0: only the M free RBs where
-    # the current user's SINR feature is highest are (the RB summary, the head and the logits);
+    # 0: every RB is scored at every decision, O(Q x width). M > 0: only M free RBs are (the RB
+    # summary, the head and the logits), chosen by ``candidate_rule`` (see ``_candidate_rbs``);
     # the other RBs' actions get the most negative logit. A decision then costs O(Q) to select
-    # and O(M x width) to score, and below Q <= M nothing changes.
+    # and O(M x width) to score; with Q <= M nothing changes.
     candidates: int = 0
-    candidate_rule: str = "top"  # which M: the best by SINR, or half best and half spread
+    candidate_rule: str = "top"  # one of CANDIDATE_RULES
 
     def setup(self):
         init = nn.initializers.orthogonal(np.sqrt(2))
