@@ -9,6 +9,7 @@ import os
 from typing import Any, Mapping
 
 from semcom_jax.agents.networks import CANDIDATE_RULES, NETWORKS
+from semcom_jax.env.bits import BIT_SOURCES
 from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
 from semcom_jax.tables.format import NAMED_TABLES, table_path
@@ -46,6 +47,8 @@ class TrainConfig:
     reward: str = "terminal"
     score: str = "table"
     table: str = ""  # a table file or a shipped table's name (NAMED_TABLES); "": the default
+    rng: str = "threefry"  # the training env's episode draws: "threefry" or "hash" (env/bits.py;
+    # held-out evaluation episodes are always threefry)
     env_params: dict = dataclasses.field(default_factory=dict)  # EnvParams overrides
     # --- algorithm ---
     algo: str = "ppo"
@@ -238,6 +241,7 @@ class TrainConfig:
         need(self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
         need(self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")
         need(self.score in SCORES, "score", f"must be one of {tuple(SCORES)}")
+        need(self.rng in BIT_SOURCES, "rng", f"must be one of {BIT_SOURCES}")
         for name in ("lr", "clip_eps", "max_grad_norm", "kl_target", "kl_coef_init"):
             v = getattr(self, name)
             need(math.isfinite(v) and v > 0, name, "must be finite and > 0")

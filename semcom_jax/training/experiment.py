@@ -29,8 +29,10 @@ def make_env(config: TrainConfig, num_users: int | None = None,
     table = load_table(config.table) if config.table else None
     kw = dict(table=table, obs_mode=config.obs_mode, reward=config.reward, score=config.score,
               flat_features=config.network != "set")
-    if num_users is None and num_rbs is None and config.sized:
-        return RandomSizeEnv(config.users_range, config.rbs_range, **kw)
+    if num_users is None and num_rbs is None:  # the training env: its draws may be hashed
+        kw["rng"] = config.rng
+        if config.sized:
+            return RandomSizeEnv(config.users_range, config.rbs_range, **kw)
     return SemComEnv(config.num_users if num_users is None else num_users,
                      config.num_rbs if num_rbs is None else num_rbs, **kw)
 
