@@ -219,17 +219,17 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    styles = ["-", "--", "-.", ":"]
+    styles = ["-", "--", "-.", ":"]  # one per U; one colour per variant
     variants = list(dict.fromkeys(r.get("variant", "threefry:1") for r in rows))
     for i, u in enumerate(sorted({r["num_users"] for r in rows})):
         for j, var in enumerate(variants):
             rs = [r for r in rows if r["num_users"] == u and r.get("variant", "threefry:1") == var]
             if rs:
                 ax.loglog([r["num_envs"] for r in rs], [r["jax_steps_per_s"] for r in rs], "o",
-                          ls=styles[j % len(styles)], color=f"C{i}", label=f"U={u} {var}")
+                          ls=styles[i % len(styles)], color=f"C{j}", label=f"U={u} {var}")
         rs = [r for r in rows if r["num_users"] == u and r.get("variant", "threefry:1") == variants[0]]
         ax.loglog([r["num_envs"] for r in rs], [r["numpy_steps_per_s"] for r in rs], "s",
-                  ls=(0, (1, 3)), color=f"C{i}", alpha=0.6, label=f"U={u} numpy")
+                  ls=styles[i % len(styles)], color="grey", alpha=0.7, label=f"U={u} numpy")
     ax.set_xlabel("parallel environments")
     ax.set_ylabel("env steps / s")
     ax.set_title("Env throughput, random legal actions (Q = 2U)")
