@@ -6,7 +6,7 @@ observation, U = 5, Q = 10), compilation included, one fresh process per seed.
     python experiments/time_to_score.py --set lr=0.005 num_envs=512   # try other settings
 
 Each seed runs in its own Python process, so nothing compiled for one seed serves another. The
-clock starts after the imports, before the Experiment is built. Reported per seed:
+clock starts before JAX and the package are imported. Reported per seed:
 ``setup_s`` (the Experiment: env, trainer, and the evaluator's held-out episodes with their
 baselines, the exact optimum included: measuring apparatus, not training), ``first_update_s``
 (init and the first update's compilation and run), and the time to each threshold counted two
@@ -39,22 +39,13 @@ PRESETS = {
 }
 
 
-def parse_overrides(items) -> dict:
+def make_config(settings: dict, seed: int):
+    """The run's config: full observation, the preset and overrides, this seed, one update per
+    chunk (an evaluation after every update). Bad keys and values are refused by name."""
     from semcom_jax.agents.config import TrainConfig
 
-    out = {}
-    fields = TrainConfig.__dataclass_fields__
-    for item in items or []:
-        name, sep, text = item.partition("=")
-        if not sep or name not in fields:
-            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with a TrainConfig field name")
-        default = fields[name].default
-        try:
-            out[name] = type(default)(float(text)) if isinstance(default, (int, float)) \
-                and not isinstance(default, bool) else text
-        except ValueError:
-            raise SystemExit(f"--set {item!r}: {name} takes a number") from None
-    return out
+    return TrainConfig.from_dict({"obs_mode": "full", **settings, "seed": seed,
+                                  "chunk_updates": 1}).validate()
 
 
 def worker(settings: dict, seed: int, time_cap_s: float) -> dict:
@@ -62,10 +53,9 @@ def worker(settings: dict, seed: int, time_cap_s: float) -> dict:
     t0 = time.perf_counter()
     import jax
 
-    from semcom_jax.agents.config import TrainConfig
     from semcom_jax.training.experiment import Experiment
 
-    cfg = TrainConfig(**{"obs_mode": "full", **settings, "seed": seed, "chunk_updates": 1})
+    cfg = make_config(settings, seed)
     exp = Experiment(cfg)
     setup_s = time.perf_counter() - t0
     state = exp.init_state()
@@ -95,8 +85,8 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                    help="TrainConfig overrides on top of the preset")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                    help="TrainConfig overrides on top of the preset (as semcom-jax train --set)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--time-cap", type=float, default=120.0,
                     help="stop a seed that has not reached 0.95 after this many seconds")
@@ -105,7 +95,13 @@ def main(argv=None):
                     help="output folder (default: a fresh runs/time_to_score-<time>/; the "
                          "committed figures: --out experiments/results/time-to-score)")
     a = ap.parse_args(argv)
-    settings = {**PRESETS[a.preset], **parse_overrides(a.set)}
+    from semcom_jax.agents.config import parse_set_items
+
+    try:
+        settings = {**PRESETS[a.preset], **parse_set_items(a.set)}
+        make_config(settings, 0)  # refused here, before any process starts
+    except ValueError as e:
+        raise SystemExit(f"--set: {e}") from None
     if a.worker is not None:
         print("RESULT" + json.dumps(worker(settings, int(a.worker), a.time_cap)))
         return

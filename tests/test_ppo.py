@@ -198,3 +198,12 @@ def test_summary_finds_the_first_update_reaching_0_9(tmp_path):
     # seed means: 0.55, 0.905, 0.925 -> first reached at update 2
     assert s["env_steps_to_0.9"] == 20 and s["wall_time_to_0.9_s"] == 2.0
     assert s["final_eval_normalised"] == (0.92 + 0.93) / 2
+
+
+def test_set_items_parse_as_json_or_string():
+    from semcom_jax.agents.config import parse_set_items
+
+    got = parse_set_items(["lr=0.01", "hidden=[8, 8]", "rng=hash", 'network="set"', "table="])
+    assert got == {"lr": 0.01, "hidden": [8, 8], "rng": "hash", "network": "set", "table": ""}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_set_items(["lr"])

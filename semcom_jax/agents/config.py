@@ -84,7 +84,7 @@ class TrainConfig:
     rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
     rb_candidates: int = 0  # "set": RBs scored per decision, M of the free ones (0: all Q)
     rb_candidate_rule: str = "top"  # which M: "top" (best by SINR) or "spread" (half best, half
-    # spread evenly over the rest of the SINR ranking)
+    # a sample of the other free RBs; networks._candidate_rbs)
     # --- run ---
     num_seeds: int = 1
     seed: int = 0
@@ -314,4 +314,19 @@ def read_config_file(path: str) -> dict:
             raise ValueError(f"config file {path!r} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path!r} must hold a mapping of keys to values")
+    return data
+
+
+def parse_set_items(items) -> dict:
+    """``KEY=VALUE`` strings (``--set``) as a mapping: each value read as JSON, or kept as a
+    string when it is not JSON; ``TrainConfig.from_dict`` checks the keys and types."""
+    data = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            data[k] = json.loads(v)
+        except json.JSONDecodeError:
+            data[k] = v
     return data

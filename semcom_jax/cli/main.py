@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args):
-    from semcom_jax.agents.config import TrainConfig, read_config_file
+    from semcom_jax.agents.config import TrainConfig, parse_set_items, read_config_file
 
     data = {}
     if args.config:  # only the keys the file sets, so --algo still brings its own defaults
@@ -178,14 +178,7 @@ def _train_config(args):
         v = getattr(args, flag)
         if v is not None:
             data[key] = v
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            data[k] = json.loads(v)
-        except json.JSONDecodeError:
-            data[k] = v
+    data.update(parse_set_items(args.set))
     cfg = TrainConfig.from_dict(data)
     if args.eval_every is not None:
         if args.chunk_updates is not None:
