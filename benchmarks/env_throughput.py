@@ -118,9 +118,10 @@ def bench_parts(u: int, q: int, num_envs: int, steps: int, repeats: int,
                 states0.replace(step=jax.random.randint(k, (num_envs,), 0, u))))), None),
             jnp.float32(0)), jnp.float32(0)),
         "random legal action": (scan(lambda c, k: (env.actions.uniform_legal(
-            k, obs0.action_mask) + c * 0, None), acts0), acts0),
+            k, obs0.action_mask, rng) + c * 0, None), acts0), acts0),
         "whole VecEnv step (auto-reset included)": (scan(lambda c, k: (vec.step(
-            k, c, env.actions.uniform_legal(k, obs0.action_mask), params)[1], None), vstate0),
+            k, c, env.actions.uniform_legal(k, obs0.action_mask, rng), params)[1], None),
+            vstate0),
             vstate0),
     }
     rows = []

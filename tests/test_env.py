@@ -200,12 +200,20 @@ def test_generator_draws_in_range():
         assert v.min() >= lo and v.max() <= hi and abs(v.mean() - (lo + hi) / 2) < 5 * sigma_mean
 
 
-def test_uniform_legal_action_is_legal_and_uniform():
+@pytest.mark.parametrize("rng", ["threefry", "hash"])
+@pytest.mark.parametrize("batched", [False, True])
+def test_uniform_legal_action_is_legal_and_uniform(rng, batched):
+    # One key per mask (vmapped) and one key for a batch of masks both draw uniformly.
     for u, q in ((5, 10), (6, 4)):
         env = SemComEnv(u, q)
         mask = jnp.ones(env.num_actions, bool).at[jnp.array([1, 1 + q, 1 + 2 * q])].set(False)
-        acts = jax.vmap(lambda k: uniform_legal_action(k, mask, env))(
-            jax.random.split(jax.random.PRNGKey(0), 40000))
+        if batched:
+            acts = env.actions.uniform_legal(jax.random.PRNGKey(0),
+                                             jnp.broadcast_to(mask, (200, 200, mask.size)), rng)
+            acts = acts.reshape(-1)
+        else:
+            acts = jax.vmap(lambda k: env.actions.uniform_legal(k, mask, rng))(
+                jax.random.split(jax.random.PRNGKey(0), 40000))
         counts = np.bincount(np.asarray(acts), minlength=env.num_actions)
         legal = np.asarray(mask)
         assert counts[~legal].sum() == 0

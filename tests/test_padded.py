@@ -9,6 +9,7 @@ from semcom_jax.baselines import solvers
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.env import SemComEnv, uniform_legal_action
 from semcom_jax.env.padded import PaddedSemComEnv, pad_instance, padded_params
+from semcom_jax.env.wrappers import VecEnv
 from semcom_jax.training.sweep import SizeSweep
 
 MAX_U, MAX_Q = 4, 5
@@ -113,3 +114,27 @@ def test_bench_runner_plays_whole_legal_episodes():
     assert acc.shape == (8,) and np.all(np.isfinite(acc))
     assert np.all((acc >= lo) & (acc <= hi)) and len(np.unique(acc)) > 1
     assert bool(jnp.all(obs.action_mask[:, :3]))  # a fresh episode after the last step
+
+
+@pytest.mark.parametrize("rng", ["threefry", "hash"])
+def test_bench_runner_equals_a_step_by_step_replay(rng):
+    # The runner draws each action from the observation it follows and carries it to the next
+    # step: replayed one step at a time with the same keys, every action is legal under the mask
+    # it was drawn from and the summed rewards agree.
+    from semcom_jax.cli.bench import random_action_runner
+
+    env = SemComEnv(3, 4, reward="dense", rng=rng)
+    params, venv = env.default_params, VecEnv(env, 6)
+    acc, last = random_action_runner(env, 6, 7)(jax.random.PRNGKey(3))
+    k_reset, key, k_first = jax.random.split(jax.random.PRNGKey(3), 3)
+    obs, vs = venv.reset(k_reset, params)
+    a = env.actions.uniform_legal(k_first, obs.action_mask, rng)
+    total = np.zeros(6, np.float32)
+    for _ in range(7):
+        assert bool(jnp.all(jnp.take_along_axis(obs.action_mask, a[:, None], axis=1)))
+        key, ka, ks = jax.random.split(key, 3)
+        obs, vs, r, _, _ = venv.step(ks, vs, a, params)
+        total += np.asarray(r)
+        a = env.actions.uniform_legal(ka, obs.action_mask, rng)
+    np.testing.assert_allclose(np.asarray(acc), total, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(last.action_mask), np.asarray(obs.action_mask))

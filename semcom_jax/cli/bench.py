@@ -30,7 +30,8 @@ def best_time(fn, repeats: int = 2) -> float:
 def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 1):
     """A jitted function of a key: ``num_steps`` lock-step steps of ``num_envs`` envs with
     uniformly random legal actions, resets included; returns the summed rewards and the last
-    observation (which keeps the per-step observation work live).
+    observation (which keeps the per-step observation work live). The actions' random numbers
+    come from the env's bit source (``env.rng``), like its episodes.
 
     ``num_devices > 1`` splits the envs over that many local devices (``shard_map`` on a
     one-axis mesh; on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` makes one
@@ -41,21 +42,29 @@ def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 
     from semcom_jax.env.wrappers import VecEnv
 
     venv, params = VecEnv(env, num_envs), env.default_params
+    rng = getattr(env, "rng", "threefry")
 
     @jax.jit
     def run(key):
-        k_reset, k_loop = jax.random.split(key)
+        k_reset, k_loop, k_first = jax.random.split(key, 3)
         obs, vs = venv.reset(k_reset, params)
+        first = env.actions.uniform_legal(k_first, obs.action_mask, rng)
 
+        # Each step's action is drawn from the observation it follows and handed to the next
+        # step through the loop carry, as an array, the way an agent's action reaches the env.
+        # Drawn inside the step instead, XLA re-derives the cheap sampler (bits, rank over the
+        # free RBs) inside each of the dozen fusions of the transition that read the action:
+        # ~1.3x fewer steps/s at U = 5 (one-off A/B, docs/performance.md).
         def body(c, _):
-            obs, vs, key, acc = c
+            obs, vs, a, key, acc = c
             key, ka, ks = jax.random.split(key, 3)
-            a = env.actions.uniform_legal(ka, obs.action_mask)
             obs, vs, r, _, _ = venv.step(ks, vs, a, params)
-            return (obs, vs, key, acc + r), None
+            a = env.actions.uniform_legal(ka, obs.action_mask, rng)
+            return (obs, vs, a, key, acc + r), None
 
         acc0 = jnp.zeros(num_envs, jnp.float32)
-        (obs, _, _, acc), _ = jax.lax.scan(body, (obs, vs, k_loop, acc0), None, num_steps)
+        (obs, _, _, _, acc), _ = jax.lax.scan(body, (obs, vs, first, k_loop, acc0), None,
+                                              num_steps)
         return acc, obs
 
     return run

@@ -10,10 +10,13 @@ call this codec, so the layout cannot drift apart between them.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from semcom_jax.env.bits import check_source, random_words
 
 _UNROLL_MAX_RBS = 64  # up to this many RBs the random legal action counts free RBs unrolled
 
@@ -91,17 +94,23 @@ class ActionCodec:
             raise ValueError("this action layout has a 'no RB' action: give its output")
         return jnp.concatenate([flat, no_rb], axis=-1)
 
-    def uniform_legal(self, key, mask) -> jnp.ndarray:
+    def uniform_legal(self, key, mask, rng: str = "threefry") -> jnp.ndarray:
         """A uniformly random legal action of a mask (A,) or a batch of masks (..., A).
 
         One random number per mask: the r-th legal action, found by a rank over the Q free RBs
         (the mask is K copies of them), so the cost is O(Q), not O(K Q). When nothing is legal
-        the result is 0 (the caller's mask says so)."""
+        the result is 0 (the caller's mask says so). ``rng`` is the bit source of that number
+        (:data:`~semcom_jax.env.bits.BIT_SOURCES`; ``"threefry"`` is ``jax.random.uniform``)."""
         free = self.free_rbs(mask).astype(jnp.int32)
         n_free = jnp.sum(free, axis=-1)
         extra = self.no_rb_legal(mask).astype(jnp.int32)
         n_legal = self.num_encoders * n_free + extra
-        r = jnp.floor(jax.random.uniform(key, n_free.shape) * n_legal).astype(jnp.int32)
+        if check_source(rng) == "threefry":
+            x = jax.random.uniform(key, n_free.shape)
+        else:  # jax.random.uniform's construction: the top 23 bits as a fraction, in [0, 1)
+            words = random_words(rng, key, math.prod(n_free.shape)).reshape(n_free.shape)
+            x = (words >> 9).astype(jnp.float32) * (1.0 / 8388608.0)
+        r = jnp.floor(x * n_legal).astype(jnp.int32)
         r = jnp.clip(r, 0, jnp.maximum(n_legal - 1, 0))
         safe = jnp.maximum(n_free, 1)
         k, j = r // safe, r % safe
