@@ -4,6 +4,7 @@ observation, U = 5, Q = 10), compilation included, one fresh process per seed.
     python experiments/time_to_score.py                        # the main job's settings, 5 seeds
     python experiments/time_to_score.py --preset fast          # 256 envs, 400 k steps
     python experiments/time_to_score.py --set lr=0.005 num_envs=512   # try other settings
+    python experiments/time_to_score.py --compile-cache runs/xla   # twice: the 2nd run is warm
 
 Each seed runs in its own Python process, so nothing compiled for one seed serves another. The
 clock starts before JAX and the package are imported. Reported per seed:
@@ -48,10 +49,16 @@ def make_config(settings: dict, seed: int):
                                   "chunk_updates": 1}).validate()
 
 
-def worker(settings: dict, seed: int, time_cap_s: float) -> dict:
-    """One seed from a cold start, in this process; returns the curve and the times."""
+def worker(settings: dict, seed: int, time_cap_s: float, cache: str | None = None) -> dict:
+    """One seed from a cold start, in this process (with JAX's compilation cache in folder
+    ``cache`` when given); returns the curve and the times."""
     t0 = time.perf_counter()
     import jax
+
+    if cache is not None:
+        from semcom_jax.training import compile_cache
+
+        compile_cache.enable(cache)
 
     from semcom_jax.training.experiment import Experiment
 
@@ -90,6 +97,10 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--time-cap", type=float, default=120.0,
                     help="stop a seed that has not reached 0.95 after this many seconds")
+    ap.add_argument("--compile-cache", metavar="DIR",
+                    help="JAX's persistent compilation cache in DIR for every seed (as "
+                         "semcom-jax train --compile-cache): the first seed fills it, the "
+                         "others load the compiled update; run twice for all seeds warm")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/time_to_score-<time>/; the "
@@ -103,23 +114,27 @@ def main(argv=None):
     except ValueError as e:
         raise SystemExit(f"--set: {e}") from None
     if a.worker is not None:
-        print("RESULT" + json.dumps(worker(settings, int(a.worker), a.time_cap)))
+        print("RESULT" + json.dumps(worker(settings, int(a.worker), a.time_cap,
+                                           a.compile_cache)))
         return
     if a.seeds < 1:
         raise SystemExit("--seeds must be >= 1")
     out = output_folder(a.out, "time_to_score")
-    print(f"machine: {machine()}\nsettings: obs_mode=full {settings}")
+    print(f"machine: {machine()}\nsettings: obs_mode=full {settings}"
+          + (f"\ncompilation cache: {a.compile_cache}" if a.compile_cache else ""))
     rows, curves = [], []
     for seed in range(a.seeds):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(seed),
                "--preset", a.preset, "--time-cap", str(a.time_cap)]
         cmd += ["--set", *a.set] if a.set else []
+        cmd += ["--compile-cache", a.compile_cache] if a.compile_cache else []
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"seed {seed} failed:\n{r.stderr[-3000:]}")
         res = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("RESULT"))[6:])
         curves += [{"seed": seed, **c} for c in res.pop("curve")]
-        rows.append({"preset": a.preset, "settings": json.dumps(settings), **res,
+        rows.append({"preset": a.preset, "settings": json.dumps(settings),
+                     "compile_cache": bool(a.compile_cache), **res,
                      "machine": machine()})
         fmt = lambda v: "  never" if v is None else f"{v:7.1f}"  # noqa: E731
         print(f"seed {seed}: setup {res['setup_s']:.1f} s, first update {res['first_update_s']:.1f} s; "

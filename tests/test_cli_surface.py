@@ -109,3 +109,37 @@ def test_train_says_what_it_runs_and_prints_every_baseline(tmp_path, capsys):
     evaluated = sorted({r["update"] for r in rows if r["eval_normalised"] is not None})
     assert evaluated == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]
     assert json.loads((run / "config.json").read_text())["chunk_updates"] == 3
+
+
+@pytest.mark.slow
+def test_compile_cache_serves_a_second_run(tmp_path):
+    # Two processes train the same tiny configuration with --compile-cache: the first fills the
+    # folder, the second compiles nothing (every program is read from the cache: no entry is
+    # added or rewritten) and trains to the same metrics.
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(dict(num_users=2, num_rbs=3, num_envs=8, eval_episodes=8,
+                                   ceiling_draws=0, hidden=[8])))
+    cache = tmp_path / "xla"
+
+    def train(name):
+        r = subprocess.run([sys.executable, "-m", "semcom_jax.cli.main", "train", "--config",
+                            str(cfg), "--out", str(tmp_path / name), "--no-progress",
+                            "--total-steps", "320", "--compile-cache", str(cache)],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return sorted((n, os.stat(cache / n).st_mtime_ns) for n in os.listdir(cache))
+
+    first = train("a")
+    assert len(first) >= 2  # the update and the evaluation at least
+    assert train("b") == first
+    metrics = [(tmp_path / n / "metrics.jsonl").read_text() for n in ("a", "b")]
+    strip = [[{k: v for k, v in json.loads(line).items() if "time" not in k and k != "wall_s"}
+              for line in m.splitlines()] for m in metrics]
+    assert strip[0] == strip[1]
+
+
+def test_compile_cache_refuses_a_file(tmp_path, capsys):
+    f = tmp_path / "not-a-folder"
+    f.write_text("x")
+    assert cli(["train", "--no-progress", "--compile-cache", str(f)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="any other config key, e.g. --set ent_coef=0.003 "
                         "--set 'env_params={\"tx_power_w\": 0.5}'")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--compile-cache", metavar="DIR",
+                   help="keep compiled programs in DIR (JAX's persistent compilation cache): a "
+                        "later run of the same configuration starts without compiling")
 
     e = sub.add_parser("eval", help="evaluate a run's last checkpoint against the baselines")
     e.add_argument("run")
@@ -246,6 +249,10 @@ def _changes_on_resume(args) -> list[str]:
 
 
 def _run(args) -> int:
+    if getattr(args, "compile_cache", None) is not None:
+        from semcom_jax.training import compile_cache
+
+        compile_cache.enable(args.compile_cache)
     if args.cmd == "train":
         if args.distributed:
             import semcom_jax.cli.launch as launch
