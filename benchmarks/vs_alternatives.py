@@ -2,6 +2,7 @@
 
     python benchmarks/vs_alternatives.py                       # ~10 min on 2 CPU cores
     python benchmarks/vs_alternatives.py --quick               # ~2 min
+    python benchmarks/vs_alternatives.py --compile-cache runs/xla-vs   # ours cold, then warm
 
 (a) Env steps/s with random legal actions: our jitted lock-step ``VecEnv`` (one compiled scan),
     the numpy version of the same maths (``numpy_env.py``, vectorised over envs) and a plain
@@ -12,7 +13,11 @@
     MLP, gamma 1, GAE 0.95, 4 epochs, entropy 0.01). Both are evaluated greedily on the same
     256 held-out episodes (expected returns, normalised: 0 random, 1 exact optimum); evaluation
     time is excluded from training time for both. Reported: env steps/s, and the wall time each
-    needs to first reach the best normalised score SB3 reached within its time budget.
+    needs to first reach the best normalised score SB3 reached within its time budget. With
+    ``--compile-cache DIR`` (an empty or new folder) JAX's persistent compilation cache is on:
+    our first run compiles and fills it (cold, as without the flag), then a second run of the
+    same configuration, a new ``Experiment``, loads its programs from it (warm: what a user's
+    second run of a configuration pays); both are reported.
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``: stable-baselines3, sb3-contrib, CPU
 torch). (c) SB3 ``MaskablePPO`` steps/s through our SB3 ``VecEnv`` adapter (one jitted call for
@@ -193,12 +198,22 @@ def main(argv=None):
                          "figures: --out benchmarks/results)")
     ap.add_argument("--sb3-adapter-steps", type=int, default=4096 * 8,
                     help="env steps of each SB3 MaskablePPO run in the adapter comparison")
+    ap.add_argument("--compile-cache", metavar="DIR",
+                    help="an empty or new folder: time our PPO cold, then again with JAX's "
+                         "persistent compilation cache warm")
     ap.add_argument("--only-sb3-adapter", action="store_true",
                     help="run only the SB3 adapter comparison (writes vs_alternatives_sb3.csv)")
     a = ap.parse_args(argv)
     a.out = os.path.join(output_folder(a.out, "vs_alternatives"), "vs_alternatives")  # file stem
     if a.quick:
         a.sb3_seconds, a.ours_steps = 40.0, 1_024_000
+    if a.compile_cache:
+        if os.path.isdir(a.compile_cache) and os.listdir(a.compile_cache):
+            raise SystemExit(f"--compile-cache {a.compile_cache!r} is not empty: the cold run "
+                             "must compile (give a new folder)")
+        from semcom_jax.training import compile_cache
+
+        compile_cache.enable(a.compile_cache)  # before anything compiles
     print(f"machine: {machine()}")
     sb3_rows = sb3_adapter_part(a.sb3_adapter_steps)
     for r in sb3_rows:
@@ -212,6 +227,8 @@ def main(argv=None):
     for r in rows:
         print(f"  env   {r['what']:42s} {r['steps_per_s']:12.3e} steps/s   ours x{r['ours_over_this']:.1f}")
     ours_curve, ev = train_ours(a.ours_steps, budget_s=10 * a.sb3_seconds)
+    warm_curve = train_ours(a.ours_steps, budget_s=10 * a.sb3_seconds)[0] if a.compile_cache \
+        else None
     sb3_curve = train_sb3(a.sb3_seconds, 8 * 128 * (4 if a.quick else 16), ev)
     ours_sps = ours_curve[-1][0] / ours_curve[-1][1]
     sb3_sps = sb3_curve[-1][0] / sb3_curve[-1][1]
@@ -226,21 +243,34 @@ def main(argv=None):
          "ours_over_this": ours_sps / sb3_sps, "final_normalised": sb3_curve[-1][2],
          "target": target, "steps_to_target": s_steps, "wall_s_to_target": s_wall},
     ]
+    if warm_curve is not None:
+        w_steps, w_wall = first_reach(warm_curve, target)
+        train_rows.insert(1, {
+            "part": "train", "what": "semcom_jax PPO, compilation cache warm",
+            "steps_per_s": warm_curve[-1][0] / warm_curve[-1][1], "ours_over_this": 1.0,
+            "final_normalised": warm_curve[-1][2], "target": target, "steps_to_target": w_steps,
+            "wall_s_to_target": w_wall})
+    for r in train_rows:
+        if r["wall_s_to_target"] and s_wall:
+            r["sb3_wall_over_this"] = s_wall / r["wall_s_to_target"]
     for r in train_rows:
         print(f"  train {r['what']:42s} {r['steps_per_s']:12.3e} steps/s   ours x"
               f"{r['ours_over_this']:.1f}   final {r['final_normalised']:.3f}   "
-              f"to {target:.2f}: {r['wall_s_to_target']} s")
+              f"to {target:.2f}: {r['wall_s_to_target']} s"
+              + (f" (SB3's time / this: {r['sb3_wall_over_this']:.0f}x)"
+                 if r.get("sb3_wall_over_this") else ""))
     all_rows = [{**r, "machine": machine()} for r in rows + train_rows]
     keys = sorted({k for r in all_rows for k in r})
     write_csv(a.out + ".csv", [{k: r.get(k) for k in keys} for r in all_rows])
     write_csv(a.out + "_curves.csv",
               [{"who": who, "env_steps": s, "wall_s": w, "normalised": n}
-               for who, c in (("semcom_jax", ours_curve), ("sb3", sb3_curve)) for s, w, n in c])
-    plot(ours_curve, sb3_curve, rows, a.out + ".png")
+               for who, c in (("semcom_jax", ours_curve), ("semcom_jax_warm", warm_curve or []),
+                              ("sb3", sb3_curve)) for s, w, n in c])
+    plot(ours_curve, sb3_curve, rows, a.out + ".png", warm_curve)
     print(f"wrote {a.out}.csv, {a.out}_curves.csv and {a.out}.png")
 
 
-def plot(ours, sb3, env_rows, path):
+def plot(ours, sb3, env_rows, path, warm=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -250,7 +280,10 @@ def plot(ours, sb3, env_rows, path):
     axes[0].set_xscale("log")
     axes[0].set_xlabel("env steps / s (random legal actions)")
     for ax, xi, label in ((axes[1], 0, "env steps"), (axes[2], 1, "wall time (s)")):
-        for name, c in (("semcom_jax PPO", ours), ("SB3 MaskablePPO", sb3)):
+        for name, c in (("semcom_jax PPO", ours), ("semcom_jax PPO, cache warm", warm),
+                        ("SB3 MaskablePPO", sb3)):
+            if not c:
+                continue
             ax.plot([p[xi] for p in c], [p[2] for p in c], "o-", ms=3, label=name)
         ax.set_xscale("log")
         ax.set_xlabel(label)
