@@ -5,6 +5,7 @@ observation, U = 5, Q = 10), compilation included, one fresh process per seed.
     python experiments/time_to_score.py --preset fast          # 256 envs, 400 k steps
     python experiments/time_to_score.py --set lr=0.005 num_envs=512   # try other settings
     python experiments/time_to_score.py --compile-cache runs/xla   # twice: the 2nd run is warm
+    XLA_FLAGS=--xla_backend_optimization_level=1 python experiments/time_to_score.py
 
 Each seed runs in its own Python process, so nothing compiled for one seed serves another. The
 clock starts before JAX and the package are imported. Reported per seed:
@@ -121,7 +122,8 @@ def main(argv=None):
         raise SystemExit("--seeds must be >= 1")
     out = output_folder(a.out, "time_to_score")
     print(f"machine: {machine()}\nsettings: obs_mode=full {settings}"
-          + (f"\ncompilation cache: {a.compile_cache}" if a.compile_cache else ""))
+          + (f"\ncompilation cache: {a.compile_cache}" if a.compile_cache else "")
+          + (f"\nXLA_FLAGS: {os.environ['XLA_FLAGS']}" if os.environ.get("XLA_FLAGS") else ""))
     rows, curves = [], []
     for seed in range(a.seeds):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", str(seed),
@@ -134,7 +136,8 @@ def main(argv=None):
         res = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("RESULT"))[6:])
         curves += [{"seed": seed, **c} for c in res.pop("curve")]
         rows.append({"preset": a.preset, "settings": json.dumps(settings),
-                     "compile_cache": bool(a.compile_cache), **res,
+                     "compile_cache": bool(a.compile_cache),
+                     "xla_flags": os.environ.get("XLA_FLAGS", ""), **res,
                      "machine": machine()})
         fmt = lambda v: "  never" if v is None else f"{v:7.1f}"  # noqa: E731
         print(f"seed {seed}: setup {res['setup_s']:.1f} s, first update {res['first_update_s']:.1f} s; "
