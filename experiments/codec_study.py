@@ -73,7 +73,11 @@ def _at(rows, encoder, training, receiver, snr):
     raise KeyError((encoder, training, receiver, snr))
 
 
-def continual(out: str, images: str, epochs: int, memory: int, seed: int) -> list:
+def continual(out: str, images: str, epochs: int, memory: int, seed: int,
+              asymmetric: str = "off") -> list:
+    """Fine-tuning, reservoir replay and MED on the class-incremental stream; ``asymmetric``:
+    "off", "on" (every method with ER-ACE's asymmetric cross-entropy, rows named "+ ACE") or
+    "both"."""
     path = os.path.join(out, "continual.csv")
     if os.path.exists(path):
         print(f"reusing {path}")
@@ -85,13 +89,16 @@ def continual(out: str, images: str, epochs: int, memory: int, seed: int) -> lis
     spec = build.family_for(train.images)[0]
     settings = TrainSettings(epochs=epochs, seed=seed, batch_size=data.BATCH_SIZE[images])
     short = memory // 10
-    methods = {"fine-tuning": None,
-               "reservoir replay": med.ReservoirMemory(memory, seed),
-               "MED (short + long term)": med.ShortLongMemory(short, memory - short, seed=seed)}
+    methods = {"fine-tuning": lambda: None,
+               "reservoir replay": lambda: med.ReservoirMemory(memory, seed),
+               "MED (short + long term)":
+                   lambda: med.ShortLongMemory(short, memory - short, seed=seed)}
+    flags = {"off": [False], "on": [True], "both": [False, True]}[asymmetric]
     rows = []
-    for name, mem in methods.items():
+    for ace, (base, make) in [(f, m) for f in flags for m in methods.items()]:
+        name, mem = base + (" + ACE" if ace else ""), make()
         t0 = time.time()
-        res = med.continual_run(spec, train, test, PHASES, mem, settings)
+        res = med.continual_run(spec, train, test, PHASES, mem, settings, asymmetric=ace)
         first, second = res[0].accuracy[0], res[1].accuracy[0]
         rows.append({"method": name, "memory": 0 if mem is None else memory,
                      "phase1_acc_after_phase1": first, "phase1_acc_after_phase2": second,
@@ -152,6 +159,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="output folder (default: a fresh runs/...)")
     ap.add_argument("--reuse", action="store_true", help="reuse finished parts in --out")
+    ap.add_argument("--asymmetric", choices=("off", "on", "both"), default="off",
+                    help="continual learning with ER-ACE's asymmetric cross-entropy: off, on "
+                         "(every method with it) or both")
     ap.add_argument("--only-continual", action="store_true",
                     help="part 2 only (e.g. another --memory); writes continual.csv/.png")
     a = ap.parse_args(argv)
@@ -159,13 +169,13 @@ def main(argv=None):
     check_reuse(out, a.reuse, "tables and continual-learning results")
     t0 = time.time()
     if a.only_continual:
-        crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed)
+        crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric)
         plots(out, [], crow)
         print(f"wrote {out}")
         return
     rows, timing = robustness(out, a.images, a.epochs, a.seed)
     write_csv(os.path.join(out, "robustness.csv"), rows)
-    crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed)
+    crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric)
     encoders = list(dict.fromkeys(r["encoder"] for r in rows))
     summary = {"machine": machine(), "images": a.images, "epochs": a.epochs,
                "build_seconds": timing, "seconds": round(time.time() - t0, 1),

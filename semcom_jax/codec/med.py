@@ -264,11 +264,27 @@ def _compiled_step(model, settings: TrainSettings, steps: int):
     return tx, jax.jit(make_step(model, settings, tx))
 
 
+def asymmetric_allowed(labels: np.ndarray, num_fresh: int, num_classes: int) -> np.ndarray:
+    """(B, C) bool for a batch whose first ``num_fresh`` rows come from the stream and the rest
+    from the memory: the stream's images are compared only with the prompts of the classes in
+    the stream's part of the batch, the replayed ones with every prompt (ER-ACE's asymmetric
+    cross-entropy, Caccia et al., ICLR 2022: new classes' images then do not push the old
+    classes' prompts away, which is what a class-incremental stream otherwise does)."""
+    present = np.zeros(num_classes, bool)
+    present[labels[:num_fresh]] = True
+    allowed = np.ones((len(labels), num_classes), bool)
+    allowed[:num_fresh] = present
+    return allowed
+
+
 def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
-                  settings: TrainSettings, progress=None) -> list[PhaseResult]:
+                  settings: TrainSettings, progress=None,
+                  asymmetric: bool = False) -> list[PhaseResult]:
     """Trains one codec through the phases (each ``settings.epochs`` epochs over its classes'
     training images), replaying from ``memory`` (None: plain fine-tuning); returns the
-    accuracy on every phase's test classes after each phase."""
+    accuracy on every phase's test classes after each phase. ``asymmetric``: the stream's
+    examples are scored against the prompts of the classes in the stream's batch only
+    (:func:`asymmetric_allowed`)."""
     phases = [list(p) for p in phases]
     if not phases or any(not p for p in phases):
         raise ValueError("phases must be a non-empty list of non-empty class lists")
@@ -298,8 +314,11 @@ def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
                     batch = np.concatenate([fresh, memory.sample(b)])
                 # the step returns the batch's features (before its update): the memory reads
                 # them instead of a second forward pass
+                allowed = (jnp.asarray(asymmetric_allowed(labels[batch], b, train.num_classes))
+                           if asymmetric else None)
                 params, opt_state, _, f = step(params, opt_state, jax.random.fold_in(key, t),
-                                               images[batch], jnp.asarray(labels[batch]))
+                                               images[batch], jnp.asarray(labels[batch]),
+                                               allowed)
                 if memory is not None:
                     f = np.asarray(f[:b])
                     memory.observe(fresh, labels[fresh],

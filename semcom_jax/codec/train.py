@@ -60,12 +60,21 @@ def _normalise(x):
     return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def clip_loss(features, prompts, scale, labels):
+def _image_to_text(sim, labels, allowed):
+    """Cross-entropy of each image's class over the prompts it may be compared with
+    (``allowed`` (B, C) bool, None: all)."""
+    if allowed is not None:
+        sim = jnp.where(allowed, sim, -jnp.inf)
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(sim, -1), labels[:, None], -1))
+
+
+def clip_loss(features, prompts, scale, labels, allowed=None):
     """CLIP's symmetric loss with one prompt per class: image -> prompts (cross-entropy) and
     prompt -> batch images (mean log-probability of its class's images), classes absent from
-    the batch left out."""
+    the batch left out. ``allowed`` (B, C) restricts the prompts each image's cross-entropy
+    runs over (the asymmetric replay of continual learning); None: every prompt."""
     sim = scale * _normalise(features) @ _normalise(prompts).T  # (B, C)
-    i2t = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(sim, -1), labels[:, None], -1))
+    i2t = _image_to_text(sim, labels, allowed)
     onehot = jax.nn.one_hot(labels, prompts.shape[0])  # (B, C)
     logp = jax.nn.log_softmax(sim, axis=0)  # over images, per prompt
     count = onehot.sum(0)
@@ -74,17 +83,17 @@ def clip_loss(features, prompts, scale, labels):
     return 0.5 * (i2t + t2i)
 
 
-def robust_loss(key, features, prompts, scale, labels, snr_lo_db, snr_hi_db):
-    """Corrupted features (random SNR per image) against their class prompt and against the
-    batch's clean features (InfoNCE, its own clean feature the positive, the other classes'
-    images the negatives)."""
+def robust_loss(key, features, prompts, scale, labels, snr_lo_db, snr_hi_db, allowed=None):
+    """Corrupted features (random SNR per image) against their class prompt (over the
+    ``allowed`` prompts, as :func:`clip_loss`) and against the batch's clean features (InfoNCE,
+    its own clean feature the positive, the other classes' images the negatives)."""
     b, d = features.shape
     k_snr, k_noise = jax.random.split(key)
     snr_db = jax.random.uniform(k_snr, (b,), minval=snr_lo_db, maxval=snr_hi_db)
     noisy = jax.vmap(corrupt_feature, (0, 0, None, 0))(
         jax.random.split(k_noise, b), features, jnp.int32(d), 10.0 ** (snr_db / 10.0))
     sim_t = scale * _normalise(noisy) @ _normalise(prompts).T
-    to_text = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(sim_t, -1), labels[:, None], -1))
+    to_text = _image_to_text(sim_t, labels, allowed)
     sim_i = scale * _normalise(noisy) @ _normalise(features).T  # (B, B)
     # Other images of the same class are not pushed away: only the class has to survive the
     # channel, and pushing them away would spend the feature's energy on instance detail.
@@ -101,30 +110,31 @@ def make_optimizer(settings: TrainSettings, steps: int):
 
 
 def make_loss(model: CLIPStyle, settings: TrainSettings):
-    """``(params, key, images, labels) -> (loss, features)``: CLIP's loss, plus the robust loss
-    if asked; the batch's image features come back as the auxiliary output."""
+    """``(params, key, images, labels, allowed=None) -> (loss, features)``: CLIP's loss, plus the
+    robust loss if asked (``allowed``: see :func:`clip_loss`); the batch's image features come
+    back as the auxiliary output."""
 
-    def loss_fn(params, key, x, y):
+    def loss_fn(params, key, x, y, allowed=None):
         f = model.apply({"params": params}, x)
         prompts = model.apply({"params": params}, method=CLIPStyle.text)
         scale = model.apply({"params": params}, method=CLIPStyle.scale)
-        loss = clip_loss(f, prompts, scale, y)
+        loss = clip_loss(f, prompts, scale, y, allowed)
         if settings.robust:
             loss = loss + settings.robust_weight * robust_loss(
-                key, f, prompts, scale, y, settings.snr_lo_db, settings.snr_hi_db)
+                key, f, prompts, scale, y, settings.snr_lo_db, settings.snr_hi_db, allowed)
         return loss, f
 
     return loss_fn
 
 
 def make_step(model: CLIPStyle, settings: TrainSettings, tx):
-    """One optimiser step on one minibatch: ``(params, opt_state, key, images, labels) ->
-    (params, opt_state, loss, features before the update)`` (not jitted; :func:`make_epoch`
-    scans it, the continual learner jits it)."""
+    """One optimiser step on one minibatch: ``(params, opt_state, key, images, labels,
+    allowed=None) -> (params, opt_state, loss, features before the update)`` (not jitted;
+    :func:`make_epoch` scans it, the continual learner jits it)."""
     loss_fn = make_loss(model, settings)
 
-    def step(params, opt_state, key, x, y):
-        (loss, f), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, key, x, y)
+    def step(params, opt_state, key, x, y, allowed=None):
+        (loss, f), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, key, x, y, allowed)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, f
 
