@@ -83,8 +83,12 @@ def env_part(num_envs: int, repeats: int, gym_steps: int) -> list[dict]:
 
 
 def train_ours(total_steps: int, budget_s: float):
+    # devices=1: importing env_throughput made one host device per core (for its own runs);
+    # a user's process has one CPU device, and splitting this small network's batch over two
+    # runs each update ~1.5x slower here than one device whose matmuls use both cores.
     cfg = TrainConfig(network="mlp", hidden=(64, 64), num_envs=1024, total_env_steps=total_steps,
-                      eval_episodes=EVAL_EPISODES, eval_seed=EVAL_SEED, chunk_updates=5)
+                      eval_episodes=EVAL_EPISODES, eval_seed=EVAL_SEED, chunk_updates=5,
+                      devices=1)
     exp = runs.Experiment(cfg)
     state = exp.init_state()
     curve, wall, steps = [], 0.0, 0
