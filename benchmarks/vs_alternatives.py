@@ -7,7 +7,8 @@
 (a) Env steps/s with random legal actions: our jitted lock-step ``VecEnv`` (one compiled scan),
     the numpy version of the same maths (``numpy_env.py``, vectorised over envs) and a plain
     Gymnasium loop over our adapter (``SemComGymEnv``, one env, one Python call per step).
-(b) PPO training: ours (one compiled loop, flat MLP 64x64 like SB3's, 1024 envs) against
+(b) PPO training: ours (one compiled loop, flat MLP 64x64 like SB3's, 1024 envs; and our
+    default configuration, the per-RB network, as ``semcom-jax train`` runs it) against
     Stable-Baselines3 PPO (sb3-contrib ``MaskablePPO``, so both respect the action mask; CPU
     PyTorch, ``DummyVecEnv`` of our Gymnasium adapter, ``MultiInputPolicy`` with a 64x64 tanh
     MLP, gamma 1, GAE 0.95, 4 epochs, entropy 0.01). Both are evaluated greedily on the same
@@ -82,13 +83,16 @@ def env_part(num_envs: int, repeats: int, gym_steps: int) -> list[dict]:
     return rows
 
 
-def train_ours(total_steps: int, budget_s: float):
+def train_ours(total_steps: int, budget_s: float, default_config: bool = False):
+    """Our PPO: the flat MLP 64x64 of SB3's policy (the engine comparison), or with
+    ``default_config`` what ``semcom-jax train`` runs (the per-RB network)."""
     # devices=1: importing env_throughput made one host device per core (for its own runs);
     # a user's process has one CPU device, and splitting this small network's batch over two
     # runs each update ~1.5x slower here than one device whose matmuls use both cores.
-    cfg = TrainConfig(network="mlp", hidden=(64, 64), num_envs=1024, total_env_steps=total_steps,
-                      eval_episodes=EVAL_EPISODES, eval_seed=EVAL_SEED, chunk_updates=5,
-                      devices=1)
+    common_keys = dict(total_env_steps=total_steps, eval_episodes=EVAL_EPISODES,
+                       eval_seed=EVAL_SEED, chunk_updates=5, devices=1)
+    cfg = (TrainConfig(**common_keys) if default_config else
+           TrainConfig(network="mlp", hidden=(64, 64), num_envs=1024, **common_keys))
     exp = runs.Experiment(cfg)
     state = exp.init_state()
     curve, wall, steps = [], 0.0, 0
@@ -233,6 +237,9 @@ def main(argv=None):
     ours_curve, ev = train_ours(a.ours_steps, budget_s=10 * a.sb3_seconds)
     warm_curve = train_ours(a.ours_steps, budget_s=10 * a.sb3_seconds)[0] if a.compile_cache \
         else None
+    default_curve = train_ours(a.ours_steps, 10 * a.sb3_seconds, default_config=True)[0]
+    default_warm = (train_ours(a.ours_steps, 10 * a.sb3_seconds, default_config=True)[0]
+                    if a.compile_cache else None)
     sb3_curve = train_sb3(a.sb3_seconds, 8 * 128 * (4 if a.quick else 16), ev)
     ours_sps = ours_curve[-1][0] / ours_curve[-1][1]
     sb3_sps = sb3_curve[-1][0] / sb3_curve[-1][1]
@@ -247,13 +254,16 @@ def main(argv=None):
          "ours_over_this": ours_sps / sb3_sps, "final_normalised": sb3_curve[-1][2],
          "target": target, "steps_to_target": s_steps, "wall_s_to_target": s_wall},
     ]
-    if warm_curve is not None:
-        w_steps, w_wall = first_reach(warm_curve, target)
-        train_rows.insert(1, {
-            "part": "train", "what": "semcom_jax PPO, compilation cache warm",
-            "steps_per_s": warm_curve[-1][0] / warm_curve[-1][1], "ours_over_this": 1.0,
-            "final_normalised": warm_curve[-1][2], "target": target, "steps_to_target": w_steps,
-            "wall_s_to_target": w_wall})
+    extra = [("semcom_jax PPO, compilation cache warm", warm_curve),
+             ("semcom_jax PPO, default config (per-RB network)", default_curve),
+             ("semcom_jax PPO, default config, cache warm", default_warm)]
+    for i, (what, curve) in enumerate([(w, c) for w, c in extra if c is not None]):
+        c_steps, c_wall = first_reach(curve, target)
+        train_rows.insert(1 + i, {
+            "part": "train", "what": what, "steps_per_s": curve[-1][0] / curve[-1][1],
+            "ours_over_this": ours_sps / (curve[-1][0] / curve[-1][1]),
+            "final_normalised": curve[-1][2], "target": target, "steps_to_target": c_steps,
+            "wall_s_to_target": c_wall})
     for r in train_rows:
         if r["wall_s_to_target"] and s_wall:
             r["sb3_wall_over_this"] = s_wall / r["wall_s_to_target"]
@@ -269,12 +279,14 @@ def main(argv=None):
     write_csv(a.out + "_curves.csv",
               [{"who": who, "env_steps": s, "wall_s": w, "normalised": n}
                for who, c in (("semcom_jax", ours_curve), ("semcom_jax_warm", warm_curve or []),
+                              ("semcom_jax_default", default_curve),
+                              ("semcom_jax_default_warm", default_warm or []),
                               ("sb3", sb3_curve)) for s, w, n in c])
-    plot(ours_curve, sb3_curve, rows, a.out + ".png", warm_curve)
+    plot(ours_curve, sb3_curve, rows, a.out + ".png", warm_curve, default_curve, default_warm)
     print(f"wrote {a.out}.csv, {a.out}_curves.csv and {a.out}.png")
 
 
-def plot(ours, sb3, env_rows, path, warm=None):
+def plot(ours, sb3, env_rows, path, warm=None, default=None, default_warm=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -284,7 +296,9 @@ def plot(ours, sb3, env_rows, path, warm=None):
     axes[0].set_xscale("log")
     axes[0].set_xlabel("env steps / s (random legal actions)")
     for ax, xi, label in ((axes[1], 0, "env steps"), (axes[2], 1, "wall time (s)")):
-        for name, c in (("semcom_jax PPO", ours), ("semcom_jax PPO, cache warm", warm),
+        for name, c in (("semcom_jax PPO (MLP)", ours), ("semcom_jax PPO (MLP), cache warm", warm),
+                        ("semcom_jax PPO, default config", default),
+                        ("semcom_jax PPO, default config, cache warm", default_warm),
                         ("SB3 MaskablePPO", sb3)):
             if not c:
                 continue

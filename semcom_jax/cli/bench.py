@@ -54,7 +54,7 @@ def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 
         # step through the loop carry, as an array, the way an agent's action reaches the env.
         # Drawn inside the step instead, XLA re-derives the cheap sampler (bits, rank over the
         # free RBs) inside each of the dozen fusions of the transition that read the action:
-        # ~1.3x fewer steps/s at U = 5 (one-off A/B, docs/performance.md).
+        # 1.5-1.65x fewer steps/s at U = 5 (one-off A/B, docs/performance.md).
         def body(c, _):
             obs, vs, a, key, acc = c
             key, ka, ks = jax.random.split(key, 3)
