@@ -74,10 +74,10 @@ def _at(rows, encoder, training, receiver, snr):
 
 
 def continual(out: str, images: str, epochs: int, memory: int, seed: int,
-              asymmetric: str = "off") -> list:
+              asymmetric: str = "off", novelty: bool = False) -> list:
     """Fine-tuning, reservoir replay and MED on the class-incremental stream; ``asymmetric``:
     "off", "on" (every method with ER-ACE's asymmetric cross-entropy, rows named "+ ACE") or
-    "both"."""
+    "both"; ``novelty``: MED moves examples by VLM-CSC's relevance rule instead of herding."""
     path = os.path.join(out, "continual.csv")
     if os.path.exists(path):
         print(f"reusing {path}")
@@ -91,8 +91,9 @@ def continual(out: str, images: str, epochs: int, memory: int, seed: int,
     short = memory // 10
     methods = {"fine-tuning": lambda: None,
                "reservoir replay": lambda: med.ReservoirMemory(memory, seed),
-               "MED (short + long term)":
-                   lambda: med.ShortLongMemory(short, memory - short, seed=seed)}
+               ("MED, novelty transfers" if novelty else "MED (short + long term)"):
+                   lambda: med.ShortLongMemory(short, memory - short, novelty=novelty,
+                                               seed=seed)}
     flags = {"off": [False], "on": [True], "both": [False, True]}[asymmetric]
     rows = []
     for ace, (base, make) in [(f, m) for f in flags for m in methods.items()]:
@@ -162,6 +163,9 @@ def main(argv=None):
     ap.add_argument("--asymmetric", choices=("off", "on", "both"), default="off",
                     help="continual learning with ER-ACE's asymmetric cross-entropy: off, on "
                          "(every method with it) or both")
+    ap.add_argument("--med-novelty", action="store_true",
+                    help="MED moves examples to its long-term memory by VLM-CSC's relevance "
+                         "rule (eq. 15-16: the least like what it holds) instead of herding")
     ap.add_argument("--only-continual", action="store_true",
                     help="part 2 only (e.g. another --memory); writes continual.csv/.png")
     a = ap.parse_args(argv)
@@ -169,13 +173,15 @@ def main(argv=None):
     check_reuse(out, a.reuse, "tables and continual-learning results")
     t0 = time.time()
     if a.only_continual:
-        crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric)
+        crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric,
+                         a.med_novelty)
         plots(out, [], crow)
         print(f"wrote {out}")
         return
     rows, timing = robustness(out, a.images, a.epochs, a.seed)
     write_csv(os.path.join(out, "robustness.csv"), rows)
-    crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric)
+    crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric,
+                     a.med_novelty)
     encoders = list(dict.fromkeys(r["encoder"] for r in rows))
     summary = {"machine": machine(), "images": a.images, "epochs": a.epochs,
                "build_seconds": timing, "seconds": round(time.time() - t0, 1),
