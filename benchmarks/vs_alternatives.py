@@ -1,6 +1,6 @@
 """semcom_jax against what users would otherwise use, side by side in one run on one machine.
 
-    python benchmarks/vs_alternatives.py                       # ~10 min on 2 CPU cores
+    python benchmarks/vs_alternatives.py                       # ~12 min on 2 CPU cores
     python benchmarks/vs_alternatives.py --quick               # ~2 min
     python benchmarks/vs_alternatives.py --compile-cache runs/xla-vs   # ours cold, then warm
 
