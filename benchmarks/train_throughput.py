@@ -9,7 +9,12 @@ collecting; forward and a backward of about twice its cost in each epoch). XLA's
 of the whole update cannot be used: it counts a ``scan`` body once, not once per iteration. The
 figure is set against the FLOP/s this machine reaches on a plain float32 matmul, to tell
 whether the network bounds the loop.
-Writes ``benchmarks/results/train_throughput.csv`` and ``.png``.
+Writes ``train_throughput.csv`` and ``.png``.
+
+``--split`` says where an update's time goes instead: collection (the rollout: acting with the
+network and stepping the envs) timed alone as its own jitted program, the whole update (rollout,
+advantages, epochs of minibatch gradient steps) likewise, and learning as the difference;
+written to ``train_split_<network>.csv``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best_time, machine, output_folder, write_csv  # noqa: E402
 
+from semcom_jax.agents import episodic  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.agents.ppo import PPO  # noqa: E402
 from semcom_jax.env import SemComEnv  # noqa: E402
@@ -64,6 +70,51 @@ def measure(config: TrainConfig, updates: int, repeats: int):
     return updates * config.steps_per_update / t, flops_per_step, compile_s
 
 
+def split(config: TrainConfig, repeats: int) -> dict:
+    """Seconds per update of the collection alone and of the whole update (best of
+    ``repeats`` after a warm-up call), both from the same initial state."""
+    env = SemComEnv(config.num_users, config.num_rbs, obs_mode=config.obs_mode,
+                    reward=config.reward)
+    trainer = PPO(config, env, env.default_params)
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    if trainer.episodic:
+        collect = jax.jit(lambda s: episodic.collect_episodes(
+            trainer.network, s.params, trainer.venv, s.obs, s.vstate, s.key, s.env_params,
+            config.episodes_per_rollout))
+    else:
+        collect = jax.jit(trainer.rollout)
+    update = jax.jit(lambda s: trainer.update(s)[0])
+    out = {}
+    for name, fn in (("collect_s", collect), ("update_s", update)):
+        jax.block_until_ready(fn(state))
+        out[name] = best_time(lambda: jax.block_until_ready(fn(state)), repeats)
+    out["learn_s"] = out["update_s"] - out["collect_s"]
+    return out
+
+
+def main_split(a) -> None:
+    a.out = os.path.join(output_folder(a.out, "train_throughput"), f"train_split_{a.network}")
+    print(f"machine: {machine()}")
+    hdr = (f"{'network':>8}{'num_envs':>9}{'update s':>10}{'collect s':>11}{'learn s':>9}"
+           f"{'collect %':>11}{'collect steps/s':>17}")
+    print(hdr + "\n" + "-" * len(hdr))
+    rows = []
+    for n in a.num_envs:
+        cfg = TrainConfig(num_envs=n, obs_mode=a.obs, network=a.network,
+                          num_minibatches=4 if n >= 64 else 1)
+        t = split(cfg, a.repeats)
+        share = t["collect_s"] / t["update_s"]
+        print(f"{a.network:>8}{n:>9}{t['update_s']:>10.4f}{t['collect_s']:>11.4f}"
+              f"{t['learn_s']:>9.4f}{100 * share:>10.1f}%"
+              f"{cfg.steps_per_update / t['collect_s']:>17.3e}", flush=True)
+        rows.append({"network": a.network, "num_envs": n, "obs_mode": a.obs,
+                     "steps_per_update": cfg.steps_per_update, **t, "collect_share": share,
+                     "update_epochs": cfg.update_epochs, "num_minibatches": cfg.num_minibatches,
+                     "machine": machine()})
+        write_csv(a.out + ".csv", rows)
+    print(f"wrote {a.out}.csv")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024, 2048, 4096])
@@ -71,10 +122,18 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--obs", default="paper", choices=("paper", "full"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--split", action="store_true",
+                    help="where an update's time goes: collection vs learning (train_split_<network>.csv)")
+    ap.add_argument("--network", default="per_rb", choices=("per_rb", "set", "mlp"),
+                    help="the network of --split (the grid uses the default)")
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/train_throughput-<time>/; the committed "
                          "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    if a.split:
+        if a.repeats < 2:
+            a.repeats = 3
+        return main_split(a)
     a.out = os.path.join(output_folder(a.out, "train_throughput"), "train_throughput")  # file stem
     if a.quick:
         a.num_envs, a.target_env_steps, a.repeats = [256, 2048], 5e5, 1
