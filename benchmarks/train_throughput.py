@@ -52,11 +52,21 @@ def _flops(compiled) -> float:
     return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
-def measure(config: TrainConfig, updates: int, repeats: int):
+def config_for(num_envs: int, obs: str, network: str = "per_rb") -> TrainConfig:
+    """The default config at ``num_envs`` (one minibatch below 64 envs)."""
+    return TrainConfig(num_envs=num_envs, obs_mode=obs, network=network,
+                       num_minibatches=4 if num_envs >= 64 else 1)
+
+
+def trainer_and_state(config: TrainConfig):
     env = SemComEnv(config.num_users, config.num_rbs, obs_mode=config.obs_mode,
                     reward=config.reward)
     trainer = PPO(config, env, env.default_params)
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    return env, trainer, jax.jit(trainer.init)(jax.random.PRNGKey(0))
+
+
+def measure(config: TrainConfig, updates: int, repeats: int):
+    env, trainer, state = trainer_and_state(config)
     run = jax.jit(lambda s: trainer.run(s, updates))
     t0 = time.perf_counter()
     compiled = run.lower(state).compile()
@@ -73,10 +83,7 @@ def measure(config: TrainConfig, updates: int, repeats: int):
 def split(config: TrainConfig, repeats: int) -> dict:
     """Seconds per update of the collection alone and of the whole update (best of
     ``repeats`` after a warm-up call), both from the same initial state."""
-    env = SemComEnv(config.num_users, config.num_rbs, obs_mode=config.obs_mode,
-                    reward=config.reward)
-    trainer = PPO(config, env, env.default_params)
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    _, trainer, state = trainer_and_state(config)
     if trainer.episodic:
         collect = jax.jit(lambda s: episodic.collect_episodes(
             trainer.network, s.params, trainer.venv, s.obs, s.vstate, s.key, s.env_params,
@@ -100,8 +107,7 @@ def main_split(a) -> None:
     print(hdr + "\n" + "-" * len(hdr))
     rows = []
     for n in a.num_envs:
-        cfg = TrainConfig(num_envs=n, obs_mode=a.obs, network=a.network,
-                          num_minibatches=4 if n >= 64 else 1)
+        cfg = config_for(n, a.obs, a.network)
         t = split(cfg, a.repeats)
         share = t["collect_s"] / t["update_s"]
         print(f"{a.network:>8}{n:>9}{t['update_s']:>10.4f}{t['collect_s']:>11.4f}"
@@ -119,7 +125,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-envs", type=int, nargs="+", default=[64, 256, 1024, 2048, 4096])
     ap.add_argument("--target-env-steps", type=float, default=6e5)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed calls per point, best kept (default 1; 3 with --split)")
     ap.add_argument("--obs", default="paper", choices=("paper", "full"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--split", action="store_true",
@@ -130,10 +137,12 @@ def main(argv=None):
                     help="output folder (default: a fresh runs/train_throughput-<time>/; the committed "
                          "figures: --out benchmarks/results)")
     a = ap.parse_args(argv)
+    if a.repeats is not None and a.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1, got {a.repeats}")
     if a.split:
-        if a.repeats < 2:
-            a.repeats = 3
+        a.repeats = a.repeats or 3
         return main_split(a)
+    a.repeats = a.repeats or 1
     a.out = os.path.join(output_folder(a.out, "train_throughput"), "train_throughput")  # file stem
     if a.quick:
         a.num_envs, a.target_env_steps, a.repeats = [256, 2048], 5e5, 1
@@ -145,8 +154,7 @@ def main(argv=None):
     print(hdr + "\n" + "-" * len(hdr))
     rows = []
     for n in a.num_envs:
-        cfg = TrainConfig(num_envs=n, obs_mode=a.obs,
-                          num_minibatches=4 if n >= 64 else 1)
+        cfg = config_for(n, a.obs)
         updates = max(2, int(a.target_env_steps // cfg.steps_per_update))
         sps, fps, comp = measure(cfg, updates, a.repeats)
         gflops = sps * fps / 1e9

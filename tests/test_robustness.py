@@ -126,10 +126,10 @@ def test_every_accepted_parameter_set_gives_finite_observations_and_rewards(obs_
 def test_range_check_corners_are_the_generators_extreme_draws():
     """The check evaluates the physics at FINE/COARSE_EXTREMES: they must be exactly the most
     extreme uniforms the generator can produce (all-zero and all-one random bits)."""
-    from semcom_jax.env.generator import _open_unit_from_bits
+    from semcom_jax.env.bits import open_unit
     from semcom_jax.physics.instance import COARSE_EXTREMES, FINE_EXTREMES
 
-    lo, hi = np.asarray(_open_unit_from_bits(jnp.array([0, 2**32 - 1], jnp.uint32)))
+    lo, hi = np.asarray(open_unit(jnp.array([0, 2**32 - 1], jnp.uint32)))
     assert (lo, hi) == tuple(np.float32(x) for x in FINE_EXTREMES)
     gen = jax.jit(SemComEnv(1, 1).generator)
     params = EnvParams(user_freq_lo_hz=1.0, user_freq_hi_hz=1.0 + 65536.0)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from semcom_jax.env.bits import check_source, random_words
+from semcom_jax.env.bits import check_source, open_unit, random_words
 
 _UNROLL_MAX_RBS = 64  # up to this many RBs the random legal action counts free RBs unrolled
 
@@ -107,9 +107,8 @@ class ActionCodec:
         n_legal = self.num_encoders * n_free + extra
         if check_source(rng) == "threefry":
             x = jax.random.uniform(key, n_free.shape)
-        else:  # jax.random.uniform's construction: the top 23 bits as a fraction, in [0, 1)
-            words = random_words(rng, key, math.prod(n_free.shape)).reshape(n_free.shape)
-            x = (words >> 9).astype(jnp.float32) * (1.0 / 8388608.0)
+        else:
+            x = open_unit(random_words(rng, key, math.prod(n_free.shape))).reshape(n_free.shape)
         r = jnp.floor(x * n_legal).astype(jnp.int32)
         r = jnp.clip(r, 0, jnp.maximum(n_legal - 1, 0))
         safe = jnp.maximum(n_free, 1)

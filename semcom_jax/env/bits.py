@@ -64,3 +64,9 @@ def random_words(source: str, key: jax.Array, num: int) -> jnp.ndarray:
     if source == "hash":
         return hash_bits(key, num)
     return jax.random.bits(key, (num,), jnp.uint32)
+
+
+def open_unit(bits: jnp.ndarray) -> jnp.ndarray:
+    """Uniform float32 in (0, 1) from uint32 words: 23 bits, offset by half a step so that
+    neither 0 nor 1 occurs (``-log`` of it stays finite and positive)."""
+    return ((bits >> 9).astype(jnp.float32) + 0.5) * (1.0 / 8388608.0)

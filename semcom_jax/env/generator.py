@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from semcom_jax.env.bits import check_source, random_words
+from semcom_jax.env.bits import check_source, open_unit, random_words
 from semcom_jax.physics.instance import Instance, instance_from_uniforms
 from semcom_jax.physics.params import EnvParams
 
@@ -34,7 +34,7 @@ class UniformGenerator:
         n_coarse = 5 * u + 2
         n_images = u if (self.bits == "hash" and self.num_images > 1) else 0
         bits = random_words(self.bits, key, n_fine + (n_coarse + 1) // 2 + n_images)
-        fine = _open_unit_from_bits(bits[:n_fine])
+        fine = open_unit(bits[:n_fine])
         words = bits[n_fine:n_fine + (n_coarse + 1) // 2]
         halves = jnp.concatenate([words >> 16, words & 0xFFFF])[:n_coarse]
         coarse = (halves.astype(jnp.float32) + 0.5) / 65536.0  # in (0, 1)
@@ -44,7 +44,7 @@ class UniformGenerator:
 
         if n_images:  # floor(n x) of a 23-bit uniform: bias < n / 2^23 per image
             image_index = jnp.minimum(
-                (_open_unit_from_bits(bits[-n_images:]) * self.num_images).astype(jnp.int32),
+                (open_unit(bits[-n_images:]) * self.num_images).astype(jnp.int32),
                 self.num_images - 1)
         elif self.num_images > 1:
             image_index = jax.random.randint(jax.random.fold_in(key, 1), (u,), 0,
@@ -53,9 +53,3 @@ class UniformGenerator:
             image_index = jnp.zeros((u,), jnp.int32)
         return instance_from_uniforms(params, x_r2, x_th, x_fade, x_int, x_img, x_fu, x_wu,
                                       x_fb, x_wb, image_index)
-
-
-def _open_unit_from_bits(bits: jnp.ndarray) -> jnp.ndarray:
-    """Uniform float32 in (0, 1) from uint32 words: 23 bits, offset by half a step so that
-    neither 0 nor 1 occurs (``-log`` of it stays finite and positive)."""
-    return ((bits >> 9).astype(jnp.float32) + 0.5) * (1.0 / 8388608.0)
