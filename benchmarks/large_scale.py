@@ -7,7 +7,8 @@ Each point runs in its own Python process (so its peak resident memory, ``ru_max
 own): it builds the PPO trainer of the point (full observation, dense reward), runs one update to
 compile it, then times ``--updates`` more. Reported: peak RSS, compile time (first update minus a
 timed one), seconds per update and training decisions/s (env steps, i.e. user decisions, of
-collection and learning together), and the rollout's stored floats per env step.
+collection and learning together), the collection alone (timed as its own program from the same
+state; learning is the rest), and the rollout's stored floats per env step.
 
 Points (U, Q, envs, episodes per rollout, network, per-RB width, epochs):
 - ``per_rb`` at U = 1000, Q = 2000, 8 envs: the per-RB network, which stores every step's
@@ -20,7 +21,8 @@ Points (U, Q, envs, episodes per rollout, network, per-RB width, epochs):
   (``rb_candidate_rule="spread"``);
 - ``set`` at U = Q = 1000 with 64 envs and two episodes per rollout (the memory goal: <= 4 GiB);
 - ``per_rb`` at that point is not run when its stored observations alone exceed
-  ``--max-rollout-gib``: the row says how much they would need.
+  ``--max-rollout-gib``: the row says how much they would need;
+- ``set`` at U = 1000, Q = 2000 with 128 RBs in view (``rb_candidates=128``).
 
 Writes ``large_scale.csv`` and ``large_scale.png`` to a fresh ``runs/large_scale-<time>/`` unless
 ``--out`` names a folder (the committed figures: ``--out benchmarks/results``).
@@ -53,15 +55,18 @@ def points(u: int) -> list[dict]:
              rb_candidates=32, rb_candidate_rule="spread"),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="set"),
         dict(num_users=u, num_rbs=u, num_envs=64, episodes_per_rollout=2, network="per_rb"),
+        dict(num_users=u, num_rbs=q2, num_envs=8, episodes_per_rollout=1, network="set",
+             rb_candidates=128),
     ]
 
 
 def stored_floats_per_step(cfg) -> float:
     """Elements the rollout keeps per env step: a whole observation for the networks that read
-    stored observations; per-step scalars plus each episode's start (amortised over its U
-    steps) for the set network."""
+    stored observations; per-step scalars (with M RBs in view, the step's view: 3 M + context
+    + 3) plus each episode's start (amortised over its U steps) for the set network."""
     import jax
 
+    from semcom_jax.env.types import CONTEXT_FEATURES
     from semcom_jax.training.experiment import make_env
 
     env = make_env(cfg)
@@ -69,7 +74,10 @@ def stored_floats_per_step(cfg) -> float:
     if cfg.network == "set":
         start = jax.eval_shape(env.reset_state, jax.random.PRNGKey(0), env.default_params)
         per_episode = sum(x.size for x in jax.tree.leaves(start)) + 2 * cfg.num_users
-        return scalars + per_episode / cfg.num_users
+        view = 0
+        if 0 < cfg.rb_candidates < cfg.num_rbs:  # each step's DecisionView and choice in it
+            view = 3 * cfg.rb_candidates + CONTEXT_FEATURES[cfg.obs_mode] + 3
+        return scalars + view + per_episode / cfg.num_users
     obs = env.example_observation(1)
     return scalars + sum(x.size for x in jax.tree.leaves(obs))
 
@@ -77,6 +85,7 @@ def stored_floats_per_step(cfg) -> float:
 def run_point(spec: dict, updates: int) -> dict:
     import jax
 
+    from semcom_jax.agents import episodic
     from semcom_jax.agents.config import TrainConfig
     from semcom_jax.training.experiment import make_env, make_trainer
 
@@ -94,8 +103,22 @@ def run_point(spec: dict, updates: int) -> dict:
         state, _ = step(state)
     jax.block_until_ready(state)
     per_update = (time.perf_counter() - t0) / updates
+    # Collection (acting and stepping the envs) alone, as its own program, from the same state:
+    # the rest of an update is learning.
+    if trainer.episodic:
+        collect = jax.jit(lambda s: episodic.collect_episodes(
+            trainer.network, s.params, trainer.venv, s.obs, s.vstate, s.key, s.env_params,
+            cfg.episodes_per_rollout))
+    else:
+        collect = jax.jit(trainer.rollout)
+    jax.block_until_ready(collect(state))
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        jax.block_until_ready(collect(state))
+    collect_s = (time.perf_counter() - t0) / updates
     return {"seconds_per_update": per_update, "compile_s": max(first - per_update, 0.0),
-            "decisions_per_s": cfg.steps_per_update / per_update,
+            "decisions_per_s": cfg.steps_per_update / per_update, "collect_s": collect_s,
+            "learn_s": per_update - collect_s,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -152,7 +175,8 @@ def main(argv=None):
             if line:
                 row.update(json.loads(line[0][6:]))
                 print(f"{label}: {row['decisions_per_s']:,.0f} decisions/s, "
-                      f"{row['seconds_per_update']:.2f} s/update, peak RSS "
+                      f"{row['seconds_per_update']:.2f} s/update (collect "
+                      f"{row['collect_s']:.2f}), peak RSS "
                       f"{row['peak_rss_gib']:.2f} GiB, compile {row['compile_s']:.0f} s",
                       flush=True)
             else:

@@ -15,7 +15,10 @@ held-out episodes (``semcom_jax.agents.evaluate.Evaluator``, expected returns, 0
     of compute (default: the wall time the across-sizes run took), for the sizes in
     ``--per-size-users``; each point runs in its own process, so its peak memory is its own;
 (c) the baselines on the same episodes: ``greedy``, ``best_fixed`` (the best fixed encoder
-    with optimal RBs), ``random`` (0 by definition) and ``optimum`` (1).
+    with optimal RBs), ``random`` (0 by definition) and ``optimum`` (1); with ``--obs paper
+    --ceiling-users N``, up to U = N also ``paper_greedy`` (greedy on the terms' expectations
+    given what the paper observation reveals: the heuristic with a paper policy's information)
+    and ``paper_ceiling`` (the best policy of that observation).
 
 Policies are the mean over seeds with a 95% Student-t half-width (``ci95``). Costs per point:
 ``decisions_per_s`` of the greedy held-out evaluation, and for (a)/(b) training
@@ -102,11 +105,13 @@ def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> d
             "peak_rss_gib": peak_rss_gib()}
 
 
-def evaluate(run_dir: str, u: int, q: int) -> tuple[list, dict, float]:
-    """Per-seed normalised scores of a run's policy at (U, Q), the baselines, decisions/s."""
+def evaluate(run_dir: str, u: int, q: int, ceiling_draws: int | None = None
+             ) -> tuple[list, dict, float]:
+    """Per-seed normalised scores of a run's policy at (U, Q), the baselines, decisions/s;
+    ``ceiling_draws`` > 0 (paper observation) adds the paper ceiling and paper greedy."""
     from semcom_jax.training import runs
 
-    exp, state, _ = runs.load_trained(run_dir, u, q, eval_episodes(u))
+    exp, state, _ = runs.load_trained(run_dir, u, q, eval_episodes(u), ceiling_draws)
     exp.evaluate(state)  # compiles
     t0 = time.perf_counter()
     ev = exp.evaluate(state)
@@ -141,8 +146,10 @@ def rows_for(u, q, zs, base, dps, across_cost, size) -> list[dict]:
         rows.append({**common, "method": "per_size", "normalised": float(np.mean(size["per_seed"])),
                      "ci95": ci95(size["per_seed"]), "seeds": len(size["per_seed"]),
                      **{k: v for k, v in size.items() if k != "per_seed"}})
-    for method, key in (("greedy", "greedy"), ("best_fixed", best_fixed), ("random", "random"),
-                        ("optimum", "optimum")):
+    pairs = [("greedy", "greedy"), ("best_fixed", best_fixed), ("random", "random"),
+             ("optimum", "optimum")]
+    pairs += [(k.replace(" ", "_"), k) for k in ("paper greedy", "paper ceiling") if k in base]
+    for method, key in pairs:
         rows.append({**common, "method": method if method != "best_fixed"
                      else f"best_fixed ({key.split(' ', 1)[-1]})",
                      "normalised": float(base[key]["normalised"]), "ci95": 0.0, "seeds": 0})
@@ -159,7 +166,9 @@ def plot(rows: list[dict], ratios, path: str) -> None:
     fig, axes = plt.subplots(1, len(ratios), figsize=(6 * len(ratios), 4.2), squeeze=False)
     style = {"zero_shot": ("C0", "o", "trained once on U<=50 (zero-shot)"),
              "per_size": ("C1", "s", "trained at that size (same budget)"),
-             "greedy": ("C2", "", "greedy"), "best_fixed": ("C3", "", "best fixed encoder")}
+             "greedy": ("C2", "", "greedy"), "best_fixed": ("C3", "", "best fixed encoder"),
+             "paper_greedy": ("C4", "", "greedy on what the paper observation reveals"),
+             "paper_ceiling": ("C5", "", "paper observation's ceiling")}
     for ax, r in zip(axes[0], ratios):
         for method, (c, m, label) in style.items():
             pts = sorted((row["users"], row["normalised"], row["ci95"]) for row in rows
@@ -204,6 +213,12 @@ def main() -> None:
                          "of highest SINR (0: all; TrainConfig.rb_candidates)")
     ap.add_argument("--rb-candidate-rule", choices=("top", "spread"), default="top",
                     help="which RBs are in view (TrainConfig.rb_candidate_rule)")
+    ap.add_argument("--ceiling-users", type=int, default=0,
+                    help="paper observation: up to this U, also evaluate the paper ceiling and "
+                         "greedy on what the paper observation reveals (Monte-Carlo expected "
+                         "terms; costs grow as U x Q)")
+    ap.add_argument("--ceiling-draws", type=int, default=256,
+                    help="Monte-Carlo draws per expected term for --ceiling-users")
     ap.add_argument("--out", default=None, help="output folder (default runs/scaling-<time>)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the finished runs and points found in --out (printed)")
@@ -211,6 +226,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.size_point:
         return size_point(args)
+    if args.ceiling_users and args.obs != "paper":
+        raise SystemExit("--ceiling-users: the paper ceiling is for --obs paper")
 
     from common import machine, write_csv
     from semcom_jax.training import files
@@ -259,7 +276,9 @@ def main() -> None:
                               "continuing without it", flush=True)
                 if os.path.exists(os.path.join(pdir, POINT)):
                     size = json.load(open(os.path.join(pdir, POINT)))
-            zs, base, dps = evaluate(across_dir, u, q)
+            draws = (args.ceiling_draws if args.obs == "paper" and u <= args.ceiling_users
+                     else 0)
+            zs, base, dps = evaluate(across_dir, u, q, draws)
             new = rows_for(u, q, zs, base, dps, across_cost, size)
             rows += new
             write_csv(csv_path, [{k: row.get(k, "") for k in COLUMNS} for row in rows])

@@ -112,11 +112,38 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
 
     rebuilt, logits, v_tab = rebuild(state, eps)
     # Time-major (T = E x U, B) to the episodes' layout (E x B, U), as the update reads them.
-    seen, ref_logits, value = episodic.by_episode((seen, ref_logits, value), 2)
+    seen, ref_logits, value, action = episodic.by_episode((seen, ref_logits, value, traj.action),
+                                                         2)
     _assert_obs_equal(rebuilt, seen)
-    # Tables over the recorded decisions (prefix sums) = the network's masked means.
-    np.testing.assert_allclose(np.asarray(logits), np.asarray(ref_logits), rtol=1e-5, atol=2e-5)
     np.testing.assert_allclose(np.asarray(v_tab), np.asarray(value), rtol=1e-5, atol=2e-5)
+    if not tr.network.has_view(env.num_rbs):
+        # Tables over the recorded decisions (prefix sums) = the network's masked means.
+        np.testing.assert_allclose(np.asarray(logits), np.asarray(ref_logits), rtol=1e-5,
+                                   atol=2e-5)
+        assert eps.views is None
+        return
+    # The stored views are those of the env's observations; the update's log-probabilities
+    # over each view are the full network's on the observation, which gives every action
+    # outside the view probability zero; the stored place in the view is the action taken.
+    net, k = tr.network, env.num_encoders
+    data = episodic.episode_data(env, state.env_params, eps)
+    want = nets.decision_view(seen.rb_features[..., 2], seen.action_mask, seen.context,
+                              nets.value_count(seen.user_status, net.value_scale),
+                              net.candidates, net.candidate_rule, k)
+    for f in ("idx", "ok", "sinr", "no_rb", "context", "count"):
+        np.testing.assert_allclose(np.asarray(getattr(data.views, f)),
+                                   np.asarray(getattr(want, f)), rtol=1e-6, err_msg=f)
+    acts = data.views.actions(env.actions)  # (N, U, M K + 1)
+    np.testing.assert_array_equal(np.take_along_axis(np.asarray(acts),
+                                                     np.asarray(data.choice)[..., None], -1)[..., 0],
+                                  np.asarray(action))
+    mask = data.views.mask(k)
+    lp_view = np.asarray(nets.masked_log_probs(logits, mask))
+    lp_full = np.asarray(nets.masked_log_probs(ref_logits, seen.action_mask))
+    lp_full_at = np.take_along_axis(lp_full, np.asarray(acts), -1)
+    m = np.asarray(mask)
+    np.testing.assert_allclose(lp_view[m], lp_full_at[m], rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(np.where(m, np.exp(lp_full_at), 0).sum(-1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.slow  # compiles the update at each chunk size
@@ -140,10 +167,16 @@ def test_chunked_gradient_equals_the_plain_ppo_gradient(extra, chunks):
         return ppo_objective(logits, value, mask, b, a, t, cfg, kl)
 
     grads = {}
+    # With views, the update's logits are over each step's view: actions by their place in it.
+    viewed = mb if mb_data.choice is None else (mb[0].replace(action=mb_data.choice), *mb[1:])
     for chunk in chunks:
         grads[chunk], _ = jax.jit(lambda p, d, m, c=chunk: episodic.minibatch_grads(
             tr.network, p, env, state.env_params, d, (m[0], normalise(m[1]), m[2]), c,
-            objective))(state.params, mb_data, mb)
+            objective))(state.params, mb_data, viewed)
+    # PPO's own minibatch gradient (its chunk from the config).
+    tr_state = state.replace(kl_coef=kl)
+    grads["ppo"], _ = jax.jit(lambda p, m: tr.episode_grads_fn(tr_state, eps)(p, *m, ids))(
+        state.params, mb)
     # Independent: the plain PPO loss on the observations, through the network's own call.
     steps = jnp.arange(env.num_users)
     obs = jax.jit(episodic.observations_at, static_argnums=0)(env, state.env_params, mb_data,

@@ -82,6 +82,23 @@ def test_baselines_are_bounded_by_the_optimum_and_normalised():
     assert "optimum" in report.format_report(rep, env.encoder_names)
 
 
+def test_paper_greedy_plays_greedy_on_the_expected_terms():
+    """With expected terms equal to the true ones it is greedy; with another episode's terms it
+    plays greedy's choice on those, valued on the true ones."""
+    env = SemComEnv(4, 6)
+    p = env.default_params
+    inst = env.sample_instances(jax.random.PRNGKey(2), 8, p)
+    at = solvers.batched_action_tables(inst, p, env.table.data)
+    same = report.baseline_report(at, jax.random.PRNGKey(1), env.encoder_names, expected=at)
+    assert same[report.PAPER_GREEDY]["return"] == same["greedy"]["return"]
+    assert math.isclose(same[report.CEILING]["return"], same["optimum"]["return"], rel_tol=1e-6)
+    other = jax.tree.map(lambda x: jnp.roll(x, 1, axis=0), at)  # wrong information
+    rep = report.baseline_report(at, jax.random.PRNGKey(1), env.encoder_names, expected=other)
+    want = solvers.assignment_stats(at, *solvers.greedy(other)).episode_return
+    assert math.isclose(rep[report.PAPER_GREEDY]["return"], float(jnp.mean(want)), rel_tol=1e-6)
+    assert rep[report.PAPER_GREEDY]["return"] < rep["greedy"]["return"]
+
+
 def test_greedy_matches_a_python_loop():
     env = SemComEnv(4, 5)
     p = env.default_params

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from semcom_jax.agents import networks as nets
+from semcom_jax.agents.networks import take_rbs
 from semcom_jax.agents.rollout import Transition, merge_time_batch
 from semcom_jax.env.types import ABSENT, EnvState, Observation
 
@@ -45,6 +46,10 @@ class Episodes:
     start: EnvState  # leaves (E, B, ...): each episode's first state
     encoder: jnp.ndarray  # (E, B, U) int32, each user's encoder, -1 unserved
     rb: jnp.ndarray  # (E, B, U) int32, each user's RB, -1 unserved
+    # With M RBs in view (``SetActorCritic.has_view``): each step's view, leaves (E, B, U, ...),
+    # and the place in it of the action taken (E, B, U) int32; else None.
+    views: Any = None
+    choice: Any = None
 
 
 @struct.dataclass
@@ -57,6 +62,8 @@ class EpisodeData:
     user_features: jnp.ndarray  # (N, U, F)
     rb_interference: jnp.ndarray  # (N, Q, 1)
     active: jnp.ndarray  # (N, U) bool, the user exists (padded envs: the first n)
+    views: Any = None  # (N, U, ...) per-step DecisionViews, or None (see Episodes)
+    choice: Any = None  # (N, U) int32, or None
 
 
 # ---------------------------------------------------------------------- user summary tables
@@ -103,6 +110,7 @@ def collect_episodes(network, params, venv, obs: Observation, vstate, key, env_p
     ``value``."""
     env = venv.env
     codec = env.actions
+    viewed = network.has_view(env.num_rbs)
 
     def episode(carry, _):
         obs, vstate, key = carry
@@ -121,11 +129,25 @@ def collect_episodes(network, params, venv, obs: Observation, vstate, key, env_p
                                      s_srv / jnp.maximum(n_srv, 1.0)[:, None],
                                      s_uns / jnp.maximum(n_uns, 1.0)[:, None]], axis=-1)
             count = nets.value_count(obs.user_status, network.value_scale)
-            logits, value = network.apply(params, users, count, emb, obs.rb_features[..., 2],
-                                          obs.action_mask, obs.context, method=network.decide)
-            logp_all = nets.masked_log_probs(logits, obs.action_mask)
-            action = nets.sample(k_act, logp_all)
-            logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
+            if viewed:  # a policy over the view's M x K + 1 actions
+                view = nets.decision_view(obs.rb_features[..., 2], obs.action_mask,
+                                          obs.context, count, network.candidates,
+                                          network.candidate_rule, codec.num_encoders)
+                logits, value = network.apply(params, users, view, take_rbs(emb.rbs, view.idx),
+                                              take_rbs(emb.rb_head, view.idx),
+                                              method=network.decide_view)
+                mask = view.mask(codec.num_encoders)
+            else:
+                view = None
+                logits, value = network.apply(params, users, count, emb, obs.rb_features[..., 2],
+                                              obs.action_mask, obs.context,
+                                              method=network.decide)
+                mask = obs.action_mask
+            logp_all = nets.masked_log_probs(logits, mask)
+            choice = nets.sample(k_act, logp_all)
+            logp = jnp.take_along_axis(logp_all, choice[:, None], axis=-1)[:, 0]
+            action = (jnp.take_along_axis(view.actions(codec), choice[:, None], axis=-1)[:, 0]
+                      if viewed else choice)
             next_obs, vstate, reward, done, info = venv.step(k_env, vstate, action, env_params)
             served, here = info["served"], active[:, t]
             e_t = emb.users[:, t]
@@ -137,18 +159,19 @@ def collect_episodes(network, params, venv, obs: Observation, vstate, key, env_p
                             delay_violation=info["delay_violation"],
                             energy_violation=info["energy_violation"], encoder=info["encoder"],
                             invalid_action=info["invalid_action"], log_prob=logp, value=value)
-            return (next_obs, vstate, key, acc), (tr, rb)
+            return (next_obs, vstate, key, acc), (tr, rb, (view, choice if viewed else None))
 
-        (obs, vstate, key, _), (trs, rbs) = jax.lax.scan(
+        (obs, vstate, key, _), (trs, rbs, seen) = jax.lax.scan(
             step, (obs, vstate, key, (zeros, n0, zeros, n0)), jnp.arange(env.num_users))
-        return (obs, vstate, key), (trs, rbs, start)
+        return (obs, vstate, key), (trs, rbs, start, seen)
 
-    (obs, vstate, key), (trs, rbs, starts) = jax.lax.scan(episode, (obs, vstate, key), None,
-                                                          num_episodes)
+    (obs, vstate, key), (trs, rbs, starts, seen) = jax.lax.scan(
+        episode, (obs, vstate, key), None, num_episodes)
     # (E, U, B, ...) -> (E * U, B, ...): one time axis, as the other rollouts have.
     traj = merge_time_batch(trs)
+    views, choice = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2), seen)  # (E, B, U, ...)
     episodes = Episodes(start=starts, encoder=jnp.swapaxes(trs.encoder, 1, 2),
-                        rb=jnp.swapaxes(rbs, 1, 2))
+                        rb=jnp.swapaxes(rbs, 1, 2), views=views, choice=choice)
     return obs, vstate, key, traj, episodes
 
 
@@ -161,7 +184,8 @@ def episode_data(env, env_params, episodes: Episodes) -> EpisodeData:
     return EpisodeData(start=flat.start, encoder=flat.encoder, rb=flat.rb,
                        user_features=first.user_features,
                        rb_interference=first.rb_features[..., :1],
-                       active=first.user_status != ABSENT)
+                       active=first.user_status != ABSENT, views=flat.views,
+                       choice=flat.choice)
 
 
 def by_episode(tree, num_episodes: int):
@@ -228,10 +252,18 @@ broadcast_steps.defvjp(_broadcast_fwd, _broadcast_bwd)
 
 
 def decide_at(network, params, env, env_params, data: EpisodeData, users, emb, t):
-    """Logits (N, c, A), value (N, c) and mask (N, c, A) at steps ``t`` (c,) of every episode
-    of ``data``, from the user summaries at those steps ``users`` (N, c, 5 width) and the RB
-    embeddings ``emb`` (N, Q, width), which broadcast over the steps (no per-sample copy);
-    the per-step inputs are rebuilt from the episodes."""
+    """Logits, value (N, c) and mask at steps ``t`` (c,) of every episode of ``data``, from
+    the user summaries at those steps ``users`` (N, c, 5 width) and the RB embeddings ``emb``
+    (N, Q, width). Without a view, logits and mask (N, c, A): the per-step inputs are rebuilt
+    from the episodes and ``emb`` broadcasts over the steps (no per-sample copy). With one
+    (``data.views``), logits and mask (N, c, M x K + 1) over each step's stored view, whose M
+    RBs' embeddings are gathered from ``emb``: O(M x width) per step, nothing rebuilt."""
+    if data.views is not None:
+        view = jax.tree.map(lambda x: jnp.take(x, t, axis=1), data.views)  # (N, c, ...)
+        gather = jax.vmap(lambda e, i: e[i])  # (Q, w), (c, M) -> (c, M, w), per episode
+        logits, value = network.apply(params, users, view, gather(emb.rbs, view.idx),
+                                      gather(emb.rb_head, view.idx), method=network.decide_view)
+        return logits, value, view.mask(network.num_encoders)
     obs = observations_at(env, env_params, data, t)
     emb = jax.tree.map(lambda x: broadcast_steps(x, t.shape[0]), emb)  # (N, c, Q, width)
     count = nets.value_count(obs.user_status, network.value_scale)

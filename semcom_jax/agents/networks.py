@@ -150,21 +150,9 @@ def _candidate_rbs(sinr, free, m: int, rule: str = "top"):
             jnp.concatenate([jnp.take_along_axis(free, best, axis=-1), ok_sampled], axis=-1))
 
 
-def _take_rbs(x, idx):
+def take_rbs(x, idx):
     """Rows ``idx`` (..., m) of ``x`` (..., Q, width)."""
     return jnp.take_along_axis(x, idx[..., None], axis=-2)
-
-
-def _scatter_rbs(per_rb, idx, in_view, num_rbs: int):
-    """(..., Q, K) with the candidates' rows ``per_rb`` (..., m, K) in place and the most negative
-    logit everywhere else (RBs out of view, and used RBs in the list)."""
-    low = jnp.finfo(per_rb.dtype).min
-    rows = jnp.where(in_view[..., None], per_rb, low)
-    lead, (m, k) = per_rb.shape[:-2], per_rb.shape[-2:]
-    flat_rows, flat_idx = rows.reshape((-1, m, k)), idx.reshape((-1, m))
-    full = jax.vmap(lambda r, i: jnp.full((num_rbs, k), low, per_rb.dtype).at[i].set(r))(
-        flat_rows, flat_idx)
-    return full.reshape(lead + (num_rbs, k))
 
 
 @struct.dataclass
@@ -175,6 +163,59 @@ class EpisodeEmbedding:
     users: jnp.ndarray  # (U, width) e_u, from each user's features
     rbs: jnp.ndarray  # (Q, width) e_q, from each RB's interference
     rb_head: jnp.ndarray  # (Q, width) W e_q, the RB's part of its logits' hidden layer
+
+
+@struct.dataclass
+class DecisionView:
+    """What one decision of :class:`SetActorCritic` with M RBs in view reads besides the
+    episode's tables: the M RBs (chosen from the observation, not by parameters, so a stored
+    view re-scores the same actions later) and the few numbers that change per step. Shapes
+    per decision; a batch adds leading axes. The episodic rollout stores one per step (O(M)),
+    so its update re-scores a decision in O(M x width) without rebuilding the observation."""
+
+    idx: jnp.ndarray  # (M,) int32, the RBs in view
+    ok: jnp.ndarray  # (M,) bool, a free RB (a slot without one is out of view)
+    sinr: jnp.ndarray  # (M,) float32, the current user's SINR feature on them
+    no_rb: jnp.ndarray  # () bool, "no RB" is legal
+    context: jnp.ndarray  # (C,) float32, the observation's context
+    count: jnp.ndarray  # () float32, users the value stands for (:func:`value_count`)
+
+    def mask(self, num_encoders: int) -> jnp.ndarray:
+        """(..., M x K + 1): encoder ``k`` on slot ``m`` at ``m * K + k``, "no RB" last."""
+        return jnp.concatenate([jnp.repeat(self.ok, num_encoders, axis=-1),
+                                self.no_rb[..., None]], axis=-1)
+
+    def actions(self, codec: ActionCodec) -> jnp.ndarray:
+        """(..., M x K + 1) int32: the env's action for each place of the view."""
+        k = jnp.arange(codec.num_encoders, dtype=jnp.int32)
+        per = (k * codec.num_rbs + self.idx[..., :, None]).reshape(self.idx.shape[:-1] + (-1,))
+        none = jnp.full(per.shape[:-1] + (1,), codec.no_rb_action, jnp.int32)
+        return jnp.concatenate([per, none], axis=-1)
+
+    def full_logits(self, logits, codec: ActionCodec) -> jnp.ndarray:
+        """(..., A) from logits over the view (..., M x K + 1): each place's logit at its
+        action, the most negative logit at every other action (out of view, or a slot out of
+        view, which may repeat an RB in view: it is sent out of range and dropped)."""
+        low = jnp.finfo(logits.dtype).min
+        m, k = self.idx.shape[-1], codec.num_encoders
+        lead = logits.shape[:-1]
+        per_rb = logits[..., :-1].reshape(lead + (m, k))
+        target = jnp.where(self.ok, self.idx, codec.num_rbs).reshape((-1, m))
+        full = jax.vmap(lambda r, i: jnp.full((codec.num_rbs, k), low, logits.dtype)
+                        .at[i].set(r, mode="drop"))(per_rb.reshape((-1, m, k)), target)
+        return codec.flat_logits(full.reshape(lead + (codec.num_rbs, k)), logits[..., -1:])
+
+
+def decision_view(sinr, action_mask, context, count, m: int, rule: str,
+                  num_encoders: int) -> DecisionView:
+    """The :class:`DecisionView` of an observation's parts: ``sinr`` (..., Q) its SINR feature
+    (``rb_features[..., 2]``), its ``action_mask`` (..., A) and ``context``, and ``count``."""
+    codec = ActionCodec(num_encoders, sinr.shape[-1], has_no_rb=True)
+    idx, ok = _candidate_rbs(sinr, codec.free_rbs(action_mask), m, rule)
+    return DecisionView(idx=idx.astype(jnp.int32), ok=ok,
+                        sinr=jnp.take_along_axis(sinr, idx, axis=-1),
+                        no_rb=codec.no_rb_legal(action_mask), context=context,
+                        count=jnp.asarray(count, jnp.float32))
 
 
 def value_count(status, value_scale: str):
@@ -215,7 +256,9 @@ class SetActorCritic(nn.Module):
     # 0: every RB is scored at every decision, O(Q x width). M > 0: only M free RBs are (the RB
     # summary, the head and the logits), chosen by ``candidate_rule`` (see ``_candidate_rbs``);
     # the other RBs' actions get the most negative logit. A decision then costs O(Q) to select
-    # and O(M x width) to score; with Q <= M nothing changes.
+    # and O(M x width) to score; with Q <= M nothing changes. The policy then lives on the
+    # view's M x K + 1 actions (:class:`DecisionView`): PPO samples, stores and re-scores
+    # decisions there, never over all A actions.
     candidates: int = 0
     candidate_rule: str = "top"  # one of CANDIDATE_RULES
 
@@ -255,35 +298,57 @@ class SetActorCritic(nn.Module):
         """(...,) the number of users the value stands for (see ``value_scale``)."""
         return value_count(status, self.value_scale)
 
-    def decide(self, users, count, emb: EpisodeEmbedding, sinr, action_mask, context):
-        """Logits (..., A) and value (...,) of one decision: ``users`` (..., 5 width) from
-        :meth:`user_summary`, ``count`` (...,) from :meth:`value_count`, ``emb`` without its
-        ``users``, ``sinr`` (..., Q) the current user's SINR feature per RB, the mask and the
-        context of the observation."""
-        codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
-        free = codec.free_rbs(action_mask)
-        rbs, rb_head, in_view = emb.rbs, emb.rb_head, free
-        idx = None
-        if 0 < self.candidates < sinr.shape[-1]:
-            idx, in_view = _candidate_rbs(sinr, free, self.candidates, self.candidate_rule)
-            rbs, rb_head, sinr = (_take_rbs(rbs, idx), _take_rbs(rb_head, idx),
-                                  jnp.take_along_axis(sinr, idx, axis=-1))
+    def _score(self, users, count, rbs, rb_head, sinr, in_view, context):
+        """Per-RB logits (..., R, K), "no RB" logit (..., 1) and value (...,) of one decision
+        from the R RBs it scores: their embeddings ``rbs`` and head parts ``rb_head``
+        (..., R, width), the current user's SINR feature on them (..., R) and which are in
+        view (..., R): free RBs (the summary's mean and max run over these only)."""
         summary = jnp.concatenate([users, _masked_mean(rbs, in_view),
                                    _masked_max(rbs, in_view), context], axis=-1)
         g = summary
         for layer in self.torso:
             g = nn.tanh(layer(g))
         h = nn.tanh(rb_head + sinr[..., None] * self.head_sinr + self.head_g(g)[..., None, :])
-        per_rb = self.head_out(h)  # (..., Q or M, K)
-        if idx is not None:
-            per_rb = _scatter_rbs(per_rb, idx, in_view, codec.num_rbs)
-        logits = codec.flat_logits(per_rb, self.no_rb(g))
+        per_rb, no_rb = self.head_out(h), self.no_rb(g)
         if not self.value_head:
-            return logits, None
+            return per_rb, no_rb, None
         c = summary
         for layer in self.critic:
             c = nn.tanh(layer(c))
-        return logits, self.critic_out(c)[..., 0] * jnp.asarray(count, jnp.float32)
+        return per_rb, no_rb, self.critic_out(c)[..., 0] * jnp.asarray(count, jnp.float32)
+
+    def decide(self, users, count, emb: EpisodeEmbedding, sinr, action_mask, context):
+        """Logits (..., A) and value (...,) of one decision: ``users`` (..., 5 width) from
+        :meth:`user_summary`, ``count`` (...,) from :meth:`value_count`, ``emb`` without its
+        ``users``, ``sinr`` (..., Q) the current user's SINR feature per RB, the mask and the
+        context of the observation. With M RBs in view, the view's logits
+        (:meth:`decide_view`) laid out over all A actions."""
+        codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
+        free = codec.free_rbs(action_mask)
+        if not self.has_view(sinr.shape[-1]):
+            per_rb, no_rb, value = self._score(users, count, emb.rbs, emb.rb_head, sinr, free,
+                                               context)
+            return codec.flat_logits(per_rb, no_rb), value
+        view = decision_view(sinr, action_mask, context, count, self.candidates,
+                             self.candidate_rule, self.num_encoders)
+        logits, value = self.decide_view(users, view, take_rbs(emb.rbs, view.idx),
+                                         take_rbs(emb.rb_head, view.idx))
+        return view.full_logits(logits, codec), value
+
+    def has_view(self, num_rbs: int) -> bool:
+        """Whether a decision scores fewer RBs than there are (``candidates``), so that its
+        policy lives on the M x K + 1 actions of a :class:`DecisionView`."""
+        return 0 < self.candidates < num_rbs
+
+    def decide_view(self, users, view: DecisionView, rbs, rb_head):
+        """Logits (..., M x K + 1) over the actions of ``view`` (:meth:`DecisionView.actions`,
+        :meth:`DecisionView.mask`) and value (...,): the same numbers :meth:`decide` gives
+        those actions (every other action has probability zero there), in O(M x width).
+        ``rbs``, ``rb_head`` (..., M, width): the episode's RB embeddings at ``view.idx``."""
+        per_rb, no_rb, value = self._score(users, view.count, rbs, rb_head, view.sinr, view.ok,
+                                           view.context)
+        flat = per_rb.reshape(per_rb.shape[:-2] + (-1,))  # m * K + k
+        return jnp.concatenate([flat, no_rb], axis=-1), value
 
     def __call__(self, obs: Observation, embedding: EpisodeEmbedding | None = None):
         """From an observation; ``embedding`` (this episode's :meth:`embed_episode`) skips the

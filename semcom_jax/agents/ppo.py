@@ -219,6 +219,8 @@ class PPO(Trainer):
 
         def grads_of(params, batch, adv, targets, ids):
             mb_data = jax.tree.map(lambda x: x[ids], data)
+            if mb_data.choice is not None:  # logits over each step's view: the action's place
+                batch = batch.replace(action=mb_data.choice)
             return episodic.minibatch_grads(self.network, params, self.env, state.env_params,
                                             mb_data, (batch, normalise(adv), targets), chunk,
                                             objective)

@@ -20,6 +20,7 @@ def normalised_score(r, r_random, r_opt):
 
 
 CEILING = "paper ceiling"  # the best policy of the paper observation (see solvers)
+PAPER_GREEDY = "paper greedy"  # greedy on what the paper observation reveals (expected terms)
 
 
 def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
@@ -29,7 +30,9 @@ def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
 
     ``expected`` (the episodes' :func:`~semcom_jax.baselines.solvers.expected_action_tables`)
     adds the paper observation's best policy, ``"paper ceiling"``: the assignment optimal for the
-    expected terms, valued on the true ones. Each entry has ``"normalised"`` (0 random, 1 the
+    expected terms, valued on the true ones; and ``"paper greedy"``: the greedy rule played on
+    the expected terms (the heuristic that sees only what a paper-observation policy sees),
+    valued on the true ones. Each entry has ``"normalised"`` (0 random, 1 the
     exact optimum) and ``"normalised_ceiling"`` (0 random, 1 the ceiling of the observation the
     report is for: the paper ceiling when ``expected`` is given, else the optimum).
     """
@@ -38,6 +41,7 @@ def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
     plays["optimum"] = optimum(at)
     if expected is not None:
         plays[CEILING] = optimum(expected)
+        plays[PAPER_GREEDY] = greedy(expected)
     plays["greedy"] = greedy(at)
     for k, name in enumerate(encoder_names):
         plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)

@@ -211,12 +211,15 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
 
 
 def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
-                 episodes: int | None = None):
+                 episodes: int | None = None, ceiling_draws: int | None = None):
     """``(experiment, state, update)`` of a run's last checkpoint; the experiment evaluates at
-    ``num_users``/``num_rbs`` (default: the run's size) on ``episodes`` held-out episodes."""
+    ``num_users``/``num_rbs`` (default: the run's size) on ``episodes`` held-out episodes, with
+    ``ceiling_draws`` Monte-Carlo draws for the paper ceiling (default: the run's)."""
     config = files.load_config(run_dir)
     if episodes is not None:
         config = dataclasses.replace(config, eval_episodes=episodes).validate()
+    if ceiling_draws is not None:
+        config = dataclasses.replace(config, ceiling_draws=ceiling_draws).validate()
     exp = Experiment.shared(config, num_users, num_rbs)
     mngr = checkpoints.manager(run_dir)
     step, state = checkpoints.restore_latest(mngr, exp.init_state(), run_dir)
