@@ -55,11 +55,12 @@ def plot_run(run_dir: str) -> list[str]:
         if n > 1:
             ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0",
                             alpha=0.2, label="min-max over seeds")
-        lines = [("optimum", "k", "--"), ("paper ceiling", "m", "--"), ("greedy", "g", ":")]
+        lines = [("optimum", "k", "--"), ("paper ceiling", "m", "--"), ("greedy", "g", ":"),
+                 ("paper greedy", "c", ":")]
         lines += [(name, f"C{4 + i}", (0, (1, 1))) for i, name in enumerate(fixed)]
         lines += [("random", "r", "-.")]
         for name, color, style in lines:
-            if name in baselines:  # the paper ceiling only for the paper observation
+            if name in baselines:  # the paper ones only for the paper observation
                 ax.axhline(baselines[name][base_key], linestyle=style, color=color,
                            linewidth=1.2, label=name + (" (optimal RBs, full information)"
                                                         if name.startswith("fixed ") else ""))
