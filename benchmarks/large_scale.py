@@ -85,7 +85,6 @@ def stored_floats_per_step(cfg) -> float:
 def run_point(spec: dict, updates: int) -> dict:
     import jax
 
-    from semcom_jax.agents import episodic
     from semcom_jax.agents.config import TrainConfig
     from semcom_jax.training.experiment import make_env, make_trainer
 
@@ -105,12 +104,7 @@ def run_point(spec: dict, updates: int) -> dict:
     per_update = (time.perf_counter() - t0) / updates
     # Collection (acting and stepping the envs) alone, as its own program, from the same state:
     # the rest of an update is learning.
-    if trainer.episodic:
-        collect = jax.jit(lambda s: episodic.collect_episodes(
-            trainer.network, s.params, trainer.venv, s.obs, s.vstate, s.key, s.env_params,
-            cfg.episodes_per_rollout))
-    else:
-        collect = jax.jit(trainer.rollout)
+    collect = jax.jit(trainer.collect)
     jax.block_until_ready(collect(state))
     t0 = time.perf_counter()
     for _ in range(updates):

@@ -30,7 +30,6 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best_time, machine, output_folder, write_csv  # noqa: E402
 
-from semcom_jax.agents import episodic  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
 from semcom_jax.agents.ppo import PPO  # noqa: E402
 from semcom_jax.env import SemComEnv  # noqa: E402
@@ -84,12 +83,7 @@ def split(config: TrainConfig, repeats: int) -> dict:
     """Seconds per update of the collection alone and of the whole update (best of
     ``repeats`` after a warm-up call), both from the same initial state."""
     _, trainer, state = trainer_and_state(config)
-    if trainer.episodic:
-        collect = jax.jit(lambda s: episodic.collect_episodes(
-            trainer.network, s.params, trainer.venv, s.obs, s.vstate, s.key, s.env_params,
-            config.episodes_per_rollout))
-    else:
-        collect = jax.jit(trainer.rollout)
+    collect = jax.jit(trainer.collect)
     update = jax.jit(lambda s: trainer.update(s)[0])
     out = {}
     for name, fn in (("collect_s", collect), ("update_s", update)):

@@ -145,14 +145,19 @@ class PPO(Trainer):
         size-free network, whose inputs can be rebuilt from them."""
         return isinstance(self.network, nets.SetActorCritic)
 
+    def collect(self, state: RunnerState):
+        """``(obs, vstate, key, traj, episodes)``: one update's rollout under the policy;
+        ``episodes`` (:class:`~semcom_jax.agents.episodic.Episodes`) when rollouts are stored
+        by episode, else None (``traj`` then holds every step's observation)."""
+        if self.episodic:
+            return episodic.collect_episodes(
+                self.network, state.params, self.venv, state.obs, state.vstate, state.key,
+                state.env_params, self.config.episodes_per_rollout)
+        return (*self.rollout(state), None)
+
     def update(self, state: RunnerState, _=None):
         cfg = self.config
-        if self.episodic:
-            obs, vstate, key, traj, episodes = episodic.collect_episodes(
-                self.network, state.params, self.venv, state.obs, state.vstate, state.key,
-                state.env_params, cfg.episodes_per_rollout)
-        else:
-            obs, vstate, key, traj = self.rollout(state)
+        obs, vstate, key, traj, episodes = self.collect(state)
         _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
