@@ -324,10 +324,9 @@ class SetActorCritic(nn.Module):
         context of the observation. With M RBs in view, the view's logits
         (:meth:`decide_view`) laid out over all A actions."""
         codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
-        free = codec.free_rbs(action_mask)
         if not self.has_view(sinr.shape[-1]):
-            per_rb, no_rb, value = self._score(users, count, emb.rbs, emb.rb_head, sinr, free,
-                                               context)
+            per_rb, no_rb, value = self._score(users, count, emb.rbs, emb.rb_head, sinr,
+                                               codec.free_rbs(action_mask), context)
             return codec.flat_logits(per_rb, no_rb), value
         view = decision_view(sinr, action_mask, context, count, self.candidates,
                              self.candidate_rule, self.num_encoders)
