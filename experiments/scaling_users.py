@@ -228,6 +228,9 @@ def main() -> None:
         return size_point(args)
     if args.ceiling_users and args.obs != "paper":
         raise SystemExit("--ceiling-users: the paper ceiling is for --obs paper")
+    if args.ceiling_users < 0 or args.ceiling_draws < 2:
+        raise SystemExit("--ceiling-users must be >= 0 and --ceiling-draws >= 2, got "
+                         f"{args.ceiling_users} and {args.ceiling_draws}")
 
     from common import machine, write_csv
     from semcom_jax.training import files
