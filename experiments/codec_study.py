@@ -74,10 +74,13 @@ def _at(rows, encoder, training, receiver, snr):
 
 
 def continual(out: str, images: str, epochs: int, memory: int, seed: int,
-              asymmetric: str = "off", novelty: bool = False) -> list:
+              asymmetric: str = "off", novelty: bool = False, replay: str = "class",
+              evict: str = "herding") -> list:
     """Fine-tuning, reservoir replay and MED on the class-incremental stream; ``asymmetric``:
     "off", "on" (every method with ER-ACE's asymmetric cross-entropy, rows named "+ ACE") or
-    "both"; ``novelty``: MED moves examples by VLM-CSC's relevance rule instead of herding."""
+    "both"; ``novelty``: MED moves examples by VLM-CSC's relevance rule instead of herding;
+    ``replay``, ``evict``: MED's replay and long-term eviction rules
+    (:class:`semcom_jax.codec.med.ShortLongMemory`)."""
     path = os.path.join(out, "continual.csv")
     if os.path.exists(path):
         print(f"reusing {path}")
@@ -89,11 +92,14 @@ def continual(out: str, images: str, epochs: int, memory: int, seed: int,
     spec = build.family_for(train.images)[0]
     settings = TrainSettings(epochs=epochs, seed=seed, batch_size=data.BATCH_SIZE[images])
     short = memory // 10
+    label = "MED, novelty transfers" if novelty else "MED (short + long term)"
+    rules = [r for r, default in ((f"{replay} replay", "class replay"),
+                                  (f"{evict} eviction", "herding eviction")) if r != default]
+    label += "".join(f", {r}" for r in rules)
     methods = {"fine-tuning": lambda: None,
                "reservoir replay": lambda: med.ReservoirMemory(memory, seed),
-               ("MED, novelty transfers" if novelty else "MED (short + long term)"):
-                   lambda: med.ShortLongMemory(short, memory - short, novelty=novelty,
-                                               seed=seed)}
+               label: lambda: med.ShortLongMemory(short, memory - short, novelty=novelty,
+                                                  replay=replay, evict=evict, seed=seed)}
     flags = {"off": [False], "on": [True], "both": [False, True]}[asymmetric]
     rows = []
     for ace, (base, make) in [(f, m) for f in flags for m in methods.items()]:
@@ -166,6 +172,12 @@ def main(argv=None):
     ap.add_argument("--med-novelty", action="store_true",
                     help="MED moves examples to its long-term memory by VLM-CSC's relevance "
                          "rule (eq. 15-16: the least like what it holds) instead of herding")
+    ap.add_argument("--med-replay", choices=med.REPLAY_RULES, default="class",
+                    help="MED's replay within a class: uniform (class, the default) or by each "
+                         "example's weight (weighted, the earlier rule)")
+    ap.add_argument("--med-evict", choices=med.EVICTION_RULES, default="herding",
+                    help="what MED drops when its long-term memory overflows: weighted kernel "
+                         "herding's leftovers (default) or random examples, equal class shares")
     ap.add_argument("--only-continual", action="store_true",
                     help="part 2 only (e.g. another --memory); writes continual.csv/.png")
     a = ap.parse_args(argv)
@@ -174,14 +186,14 @@ def main(argv=None):
     t0 = time.time()
     if a.only_continual:
         crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric,
-                         a.med_novelty)
+                         a.med_novelty, a.med_replay, a.med_evict)
         plots(out, [], crow)
         print(f"wrote {out}")
         return
     rows, timing = robustness(out, a.images, a.epochs, a.seed)
     write_csv(os.path.join(out, "robustness.csv"), rows)
     crow = continual(out, a.images, a.continual_epochs, a.memory, a.seed, a.asymmetric,
-                     a.med_novelty)
+                     a.med_novelty, a.med_replay, a.med_evict)
     encoders = list(dict.fromkeys(r["encoder"] for r in rows))
     summary = {"machine": machine(), "images": a.images, "epochs": a.epochs,
                "build_seconds": timing, "seconds": round(time.time() - t0, 1),

@@ -311,12 +311,41 @@ def test_short_long_memory_keeps_capacity_balance_and_novelty():
     m.long.add(np.array([100, 101]), np.array([0, 0]), np.array([[1.0, 0.0], [0.99, 0.14]]))
     m.observe(np.array([1, 2]), np.array([0, 0]), np.array([[1.0, 0.01], [0.0, 1.0]]))
     assert 2 in m.long.index and 1 not in m.long.index
-    # weights: every stream example is accounted for, and replay draws in proportion to them
+    # weights: every stream example is accounted for; "weighted" replay draws in proportion to
+    # them, "class" replay gives each class its weight's share, uniformly among its examples
     assert mem.long.weights.sum() + len(mem.short) == pytest.approx(200)
+    w = mem.long.weights
+    mem.replay = "weighted"
     draws = np.bincount(mem.sample(20000), minlength=200)[mem.long.index] / 20000
-    np.testing.assert_allclose(draws, mem.long.weights / mem.long.weights.sum(), atol=0.012)
+    np.testing.assert_allclose(draws, w / w.sum(), atol=0.012)
+    mem.replay = "class"
+    draws = np.bincount(mem.sample(30000), minlength=200)[mem.long.index] / 30000
+    expect = np.array([w[mem.long.labels == c].sum() / w.sum() / 4 for c in mem.long.labels])
+    assert np.ptp(w) > 0.05 * w.mean()  # the two rules differ on this memory
+    np.testing.assert_allclose(draws, expect, atol=0.01)
     with pytest.raises(ValueError, match="capacities"):
         med.ShortLongMemory(0, 5)
+    with pytest.raises(ValueError, match="replay"):
+        med.ShortLongMemory(2, 5, replay="uniform")
+    with pytest.raises(ValueError, match="evict"):
+        med.ShortLongMemory(2, 5, evict="oldest")
+
+
+def test_random_eviction_keeps_class_shares_and_weights_and_depends_on_the_seed():
+    kept = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(0)
+        mem = med.ShortLongMemory(short_term=10, long_term=12, transfer=4, evict="random",
+                                  seed=seed)
+        for start in range(0, 300, 5):
+            idx = np.arange(start, start + 5)
+            f = rng.normal(size=(5, 4))
+            mem.observe(idx, idx % 3, f / np.linalg.norm(f, axis=1, keepdims=True))
+            assert len(mem.long) <= 12
+        assert np.bincount(mem.long.labels, minlength=3).tolist() == [4, 4, 4]
+        assert mem.long.weights.sum() + len(mem.short) == pytest.approx(300)
+        kept.append(set(mem.long.index.tolist()))
+    assert kept[0] != kept[1]
 
 
 def test_reservoir_is_a_uniform_sample_of_the_stream():

@@ -10,9 +10,11 @@ subset); ``novelty=True`` uses VLM-CSC's relevance score instead (eq. 15, the me
 to the long-term memory), moving the examples least like what is already kept. Every kept
 example carries a weight, the number of stream examples it stands for; when the long-term memory
 overflows, weighted herding shrinks it to equal class shares and hands each dropped example's
-weight to its most similar survivor; replay draws in proportion to the weights, so it follows
-the whole stream seen so far. :class:`ReservoirMemory` is the plain replay buffer of the same
-total size (reservoir sampling: a uniform sample of everything seen, replayed uniformly). Every
+weight to its most similar survivor; replay gives each class its weight's share, so it follows
+the whole stream seen so far, and draws uniformly among the class's kept examples
+(``replay="weighted"``: in proportion to each example's own weight; ``evict="random"``: the
+overflow drops random examples, equal class shares). :class:`ReservoirMemory` is the plain
+replay buffer of the same total size (reservoir sampling: a uniform sample of everything seen, replayed uniformly). Every
 training batch is the stream's batch plus as many examples replayed from the memory (none for
 plain fine-tuning).
 
@@ -32,6 +34,9 @@ import numpy as np
 from semcom_jax.codec.data import ImageSet
 from semcom_jax.codec.model import encode, init, text_and_scale
 from semcom_jax.codec.train import TrainSettings, make_optimizer, make_step
+
+REPLAY_RULES = ("class", "weighted")
+EVICTION_RULES = ("herding", "random")
 
 
 def _sq_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -94,15 +99,22 @@ class ShortLongMemory:
 
     Each example is kept with the encoder's feature of it when it was observed (L2-normalised),
     which the kernel selection reads: re-encoding the memory at every transfer would cost more
-    than the training step. Replay draws from the long-term memory, every class seen equally
-    often (from the short-term memory while the long-term one is still empty): the short-term
-    memory holds the stream's own recent examples, which the stream already trains on."""
+    than the training step. Replay draws from the long-term memory (from the short-term memory
+    while the long-term one is still empty): the short-term memory holds the stream's own
+    recent examples, which the stream already trains on."""
 
     def __init__(self, short_term: int, long_term: int, transfer: int | None = None,
-                 novelty: bool = False, seed: int = 0):
+                 novelty: bool = False, replay: str = "class", evict: str = "herding",
+                 seed: int = 0):
         if short_term < 1 or long_term < 1:
             raise ValueError(f"memory capacities must be >= 1, got short_term={short_term}, "
                              f"long_term={long_term}")
+        if replay not in REPLAY_RULES:
+            raise ValueError(f"replay must be one of {REPLAY_RULES}, got {replay!r}")
+        if evict not in EVICTION_RULES:
+            raise ValueError(f"evict must be one of {EVICTION_RULES}, got {evict!r}")
+        self.replay = replay
+        self.evict = evict
         self.short_capacity = short_term
         self.long_capacity = long_term
         self.transfer = short_term // 2 if transfer is None else transfer
@@ -132,16 +144,27 @@ class ShortLongMemory:
                     _select(self.short, self.transfer, True,
                             against=self.long if self.novelty else None)))
                 if len(self.long) > self.long_capacity:
-                    self.long = _Store(*self.long.take(
-                        _select(self.long, self.long_capacity, False)))
+                    rows = (_select(self.long, self.long_capacity, False)
+                            if self.evict == "herding"
+                            else _random_shares(self.long.labels, self.long_capacity, self.rng))
+                    self.long = _Store(*self.long.take(rows))
                 self.short = _Store()
 
     def sample(self, n: int) -> np.ndarray:
-        """``n`` examples to replay, each drawn with probability proportional to its weight (the
-        stream examples it stands for), so the replay follows the whole stream seen so far."""
+        """``n`` examples to replay. Each class is replayed in proportion to its weight (the
+        stream examples its kept ones stand for), so the replay follows the whole stream seen
+        so far; within a class, ``replay="class"`` draws uniformly and ``"weighted"`` in
+        proportion to each example's own weight."""
         store = self.long if len(self.long) else self.short
-        p = store.weights / store.weights.sum()
-        return store.index[self.rng.choice(len(store), n, p=p)]
+        if self.replay == "weighted":
+            p = store.weights
+        else:
+            # Per-example weights pile up on a few survivors of each selection (a dropped
+            # example's weight goes to its most similar survivor); replaying by them narrows
+            # the replay to those few, which forgets more (docs/codec.md).
+            _, cls = np.unique(store.labels, return_inverse=True)
+            p = (np.bincount(cls, store.weights) / np.bincount(cls))[cls]
+        return store.index[self.rng.choice(len(store), n, p=p / p.sum())]
 
 
 class _Store:
@@ -179,6 +202,13 @@ class _Store:
             sim = rbf_kernel(f, self.features[rows[kept]], median_bandwidth(f))
             np.add.at(w, kept[np.argmax(sim, 1)], self.weights[members])
         return self.index[rows], self.labels[rows], self.features[rows], w
+
+
+def _random_shares(labels: np.ndarray, total: int, rng) -> np.ndarray:
+    """``total`` rows drawn at random, every class an equal share (as :func:`_per_class`)."""
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:n]
+            for c, n in _per_class(labels, total, False).items()]
+    return np.sort(np.concatenate(keep))
 
 
 def _select(store: _Store, total: int, proportional: bool,
