@@ -14,9 +14,9 @@ weight to its most similar survivor; replay gives each class its weight's share,
 the whole stream seen so far, and draws uniformly among the class's kept examples
 (``replay="weighted"``: in proportion to each example's own weight; ``evict="random"``: the
 overflow drops random examples, equal class shares). :class:`ReservoirMemory` is the plain
-replay buffer of the same total size (reservoir sampling: a uniform sample of everything seen, replayed uniformly). Every
-training batch is the stream's batch plus as many examples replayed from the memory (none for
-plain fine-tuning).
+replay buffer of the same total size (reservoir sampling: a uniform sample of everything seen,
+replayed uniformly). Every training batch is the stream's batch plus as many examples replayed
+from the memory (none for plain fine-tuning).
 
 Memories hold indices into the training set, on the host: selection is a few small numpy kernel
 matrices per transfer, and the training step stays one jitted function.
