@@ -93,9 +93,10 @@ def continual(out: str, images: str, epochs: int, memory: int, seed: int,
     settings = TrainSettings(epochs=epochs, seed=seed, batch_size=data.BATCH_SIZE[images])
     short = memory // 10
     label = "MED, novelty transfers" if novelty else "MED (short + long term)"
-    rules = [r for r, default in ((f"{replay} replay", "class replay"),
-                                  (f"{evict} eviction", "herding eviction")) if r != default]
-    label += "".join(f", {r}" for r in rules)
+    if replay != "class":  # rows name only the rules that differ from the defaults
+        label += f", {replay} replay"
+    if evict != "herding":
+        label += f", {evict} eviction"
     methods = {"fine-tuning": lambda: None,
                "reservoir replay": lambda: med.ReservoirMemory(memory, seed),
                label: lambda: med.ShortLongMemory(short, memory - short, novelty=novelty,
