@@ -487,7 +487,8 @@ def test_shipped_measured_table_is_selectable_by_name():
     dm = t.metadata["encoder_compute"]
     acc = np.asarray(t.accuracy)[:, -1]
     assert dm[0] == 1.0 and dm[0] < dm[1] < dm[2]
-    assert acc[0] < acc[2]  # the biggest encoder is the most accurate
+    # the first goal: the encoders differ in clean accuracy, the costlier the better
+    assert acc[0] + 0.01 < acc[1] and acc[1] + 0.01 < acc[2]
     assert load_table("synthetic").metadata["source"] != "measured"
     TrainConfig(table="fashion-mnist", score="features").validate()
     with pytest.raises(TableError, match="shipped tables"):
