@@ -216,6 +216,41 @@ def test_training_settings_are_validated():
         T.TrainSettings(snr_lo_db=5.0, snr_hi_db=-5.0).check(1000)
     with pytest.raises(ValueError, match="finite"):
         T.TrainSettings(learning_rate=float("nan")).check(1000)
+    with pytest.raises(ValueError, match="nam_weight >= 0"):
+        T.TrainSettings(nam_weight=-1.0).check(1000)
+
+
+def _joint_setup(nam_weight):
+    spec = M.DIGITS_FAMILY[0]
+    model, enc = M.init(spec, 10, 8, 8, jax.random.PRNGKey(0))
+    nam = T.joint_nam_module(spec)
+    params = {"encoder": enc, "nam": nam.init(jax.random.PRNGKey(1), jnp.zeros((2, 16)),
+                                              jnp.zeros(2))["params"]}
+    x = jax.random.uniform(jax.random.PRNGKey(2), (12, 8, 8))
+    y = jnp.arange(12) % 10
+    return model, nam, params, x, y, T.TrainSettings(nam_weight=nam_weight)
+
+
+def test_nam_in_the_loop_adds_the_weighted_nam_cross_entropy():
+    model, nam, params, x, y, settings = _joint_setup(2.5)
+    key = jax.random.PRNGKey(3)
+    joint, f = T.make_loss(model, settings, nam)(params, key, x, y)
+    k_enc, k_nam = jax.random.split(key)
+    alone, f_alone = T.make_loss(model, settings)(params["encoder"], k_enc, x, y)
+    np.testing.assert_array_equal(np.asarray(f), np.asarray(f_alone))
+    prompts, scale = M.text_and_scale(model, params["encoder"])
+    term = T.nam_loss(k_nam, nam, params["nam"], f, prompts, scale, y, settings.snr_lo_db,
+                      settings.snr_hi_db)
+    assert float(joint) == pytest.approx(float(alone) + 2.5 * float(term), rel=1e-5)
+    # the term by hand in the clean limit: the NAM receiver's cross-entropy on the features
+    clean = T.nam_loss(k_nam, nam, params["nam"], f, prompts, scale, y, 90.0, 90.0)
+    logp = N.nam_log_probs(nam, params["nam"], f, jnp.full((12,), 90.0), prompts, scale)
+    by_hand = -np.mean(np.asarray(logp)[np.arange(12), np.asarray(y)])
+    assert float(clean) == pytest.approx(by_hand, rel=1e-4)
+    # both the encoder and the module get gradients from the joint loss
+    grads = jax.grad(lambda p: T.make_loss(model, settings, nam)(p, key, x, y)[0])(params)
+    for part in ("encoder", "nam"):
+        assert max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(grads[part])) > 0
 
 
 # ----------------------------------------------------------------------------- training
@@ -233,6 +268,23 @@ def test_training_learns_and_is_deterministic(digits, trained):
     again = T.train_encoder(M.DIGITS_FAMILY[0], train, FAST)[1]
     for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow  # trains an encoder
+def test_training_with_the_nam_in_the_loop_returns_an_encoder_that_learns(digits, trained):
+    train, test = digits
+    joint = dataclasses.replace(FAST, nam_weight=6.0)
+    model, params, losses = T.train_encoder(M.DIGITS_FAMILY[0], train, joint)
+    plain_params = trained[1]
+    # the encoder's parameters only, in the same tree as without the module
+    assert (jax.tree_util.tree_structure(params)
+            == jax.tree_util.tree_structure(plain_params))
+    assert _accuracy(model, params, test.images, test.labels) > 0.7
+    assert losses[-1] < losses[0]
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(
+        jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(plain_params)))
+    with pytest.raises(ValueError, match="nam_weight must be 0"):
+        med.continual_run(M.DIGITS_FAMILY[0], train, test, [[0, 1], [2, 3]], None, joint)
 
 
 @pytest.mark.slow  # trains an encoder
@@ -382,11 +434,12 @@ def test_replay_reduces_forgetting_on_a_class_incremental_stream(digits):
 
 # One table build serves the builder tests: stopped during the second encoder, then resumed
 # (the CLI test repeats it with the same settings, so it reuses the compiled programs).
+# the shipped table's configuration: robust training with the NAM in the loop, NAM figures
 BUILD = dict(images="digits", nam=True, epochs=4, features_per_class=5, snr_lo_db=-10,
-             snr_hi_db=20, snr_step_db=10, draws=2, progress=False)
+             snr_hi_db=20, snr_step_db=10, draws=2, progress=False, nam_in_training=True)
 CLI_FLAGS = ["--images", "digits", "--nam", "--epochs", "4", "--features-per-class", "5",
              "--snr-min", "-10", "--snr-max", "20", "--snr-step", "10", "--draws", "2",
-             "--no-progress"]
+             "--no-progress", "--nam-in-training"]
 
 
 class _Stop(Exception):
@@ -428,6 +481,8 @@ def test_built_table_is_valid_and_says_how_it_was_made(built):
     assert meta["encoder_feature_bits"] == [32 * s.feature_dim for s in M.DIGITS_FAMILY]
     assert t.metadata["source"] == "measured" and t.metadata["receiver"] == "cosine"
     assert t.metadata["training"]["robust"] is True and t.metadata["noise_attention"]
+    assert t.metadata["training"]["nam_weight"] == build.JOINT_NAM_WEIGHT
+    assert "a NAM in the loop" in t.metadata["how"]
     assert t.data.features.num_images == 50 and np.bincount(
         np.asarray(t.data.features.labels)).tolist() == [5] * 10
     assert t.metadata["chance_score"] == pytest.approx(math.log(0.1))

@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--grid", help="PNG of source and regenerated images (Fig. 3)")
     te = tsub.add_parser("train-encoders",
                          help="train three small CLIP-style encoders on real images here and "
-                              "measure a classification table from them (~10 min on 2 cores)")
+                              "measure a classification table from them (~4 min on 2 cores)")
     te.add_argument("--out", required=True, help="table file to write (.npz)")
     te.add_argument("--images", default="fashion-mnist", choices=("fashion-mnist", "digits"),
                     help="fashion-mnist: Debian's dataset-fashion-mnist; digits: scikit-learn's")
@@ -152,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="plain contrastive training (default: channel-robust)")
     te.add_argument("--nam", action="store_true",
                     help="also train a noise attention module per encoder and store its figures")
+    te.add_argument("--nam-in-training", action="store_true",
+                    help="train each encoder with a noise attention module in the loop "
+                         "(VLM-CSC's joint training; its cross-entropy on corrupted features is "
+                         "one more term of the loss)")
     te.add_argument("--receiver", choices=("cosine", "nam"), default="cosine",
                     help="whose figures are the table's scores (nam: score='table' only)")
     te.add_argument("--epochs", type=int, default=6)
@@ -374,7 +378,8 @@ def _tables(args) -> int:
                            epochs=args.epochs, train_per_class=args.train_per_class,
                            features_per_class=args.features_per_class, snr_lo_db=args.snr_min,
                            snr_hi_db=args.snr_max, snr_step_db=args.snr_step, draws=args.draws,
-                           seed=args.seed, progress=not args.no_progress)
+                           seed=args.seed, progress=not args.no_progress,
+                           nam_in_training=args.nam_in_training)
         for name, acc, dm in zip(meta["encoders"], meta["accuracy_at_highest_snr"],
                                  meta["encoder_compute"]):
             print(f"  {name}: accuracy at the highest SNR {acc:.3f}, DM {dm:.2f}")

@@ -318,6 +318,9 @@ def continual_run(spec, train: ImageSet, test: ImageSet, phases, memory,
     phases = [list(p) for p in phases]
     if not phases or any(not p for p in phases):
         raise ValueError("phases must be a non-empty list of non-empty class lists")
+    if settings.nam_weight > 0:
+        raise ValueError("continual learning trains the encoder alone: nam_weight must be 0 "
+                         f"(got {settings.nam_weight})")
     h, w = train.images.shape[1:]
     key = jax.random.PRNGKey(settings.seed)
     k_init, key = jax.random.split(key)
