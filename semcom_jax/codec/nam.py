@@ -85,6 +85,20 @@ def nam_log_probs(module: NoiseAttention, params, received, snr_db, prompts, bas
     return jax.nn.log_softmax((base_scale * scale / _SCALE_AT_INIT)[:, None] * (f @ t.T), -1)
 
 
+def nam_loss(key, module: NoiseAttention, params, features, prompts, base_scale, labels,
+             snr_lo_db, snr_hi_db):
+    """Cross-entropy of the NAM receiver on ``features`` (B, D) corrupted by the SPEC channel at
+    an SNR drawn per feature uniformly in [snr_lo_db, snr_hi_db] dB: what the module trains on,
+    alone (:func:`train_nam`) or with the encoder (``TrainSettings.nam_weight``)."""
+    b, d = features.shape
+    k_snr, k_noise = jax.random.split(key)
+    snr_db = jax.random.uniform(k_snr, (b,), minval=snr_lo_db, maxval=snr_hi_db)
+    noisy = jax.vmap(corrupt_feature, (0, 0, None, 0))(
+        jax.random.split(k_noise, b), features, jnp.int32(d), 10.0 ** (snr_db / 10.0))
+    logp = nam_log_probs(module, params, noisy, snr_db, prompts, base_scale)
+    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], -1))
+
+
 def train_nam(features, labels, prompts, base_scale, settings: NAMSettings = NAMSettings(),
               progress=None):
     """Trains a NAM on frozen clean ``features`` (N, D); returns ``(module, params, losses)``."""
@@ -119,18 +133,12 @@ def _compiled(module: NoiseAttention, settings: NAMSettings, n: int):
     """The optimiser and jitted epoch for one (module, settings, data size), built once per
     process (every encoder of a table build has its own feature width)."""
     steps = n // settings.batch_size
-    d = module.feature_dim
     tx = optax.adam(optax.cosine_decay_schedule(settings.learning_rate,
                                                 max(2, steps * settings.epochs)))
 
     def loss_fn(params, key, f, y, prompts, base_scale):
-        k_snr, k_noise = jax.random.split(key)
-        snr_db = jax.random.uniform(k_snr, y.shape, minval=settings.snr_lo_db,
-                                    maxval=settings.snr_hi_db)
-        noisy = jax.vmap(corrupt_feature, (0, 0, None, 0))(
-            jax.random.split(k_noise, y.shape[0]), f, jnp.int32(d), 10.0 ** (snr_db / 10.0))
-        logp = nam_log_probs(module, params, noisy, snr_db, prompts, base_scale)
-        return -jnp.mean(jnp.take_along_axis(logp, y[:, None], -1))
+        return nam_loss(key, module, params, f, prompts, base_scale, y, settings.snr_lo_db,
+                        settings.snr_hi_db)
 
     # The data are arguments, not constants folded into the program.
     @jax.jit

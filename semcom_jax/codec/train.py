@@ -27,7 +27,7 @@ import optax
 
 from semcom_jax.codec.data import ImageSet
 from semcom_jax.codec.model import CLIPStyle, EncoderSpec, init
-from semcom_jax.codec.nam import NoiseAttention, nam_log_probs
+from semcom_jax.codec.nam import NoiseAttention, nam_loss
 from semcom_jax.tables.feature_channel import corrupt_feature
 
 
@@ -111,19 +111,6 @@ def robust_loss(key, features, prompts, scale, labels, snr_lo_db, snr_hi_db, all
     sim_i = jnp.where(same, -jnp.inf, sim_i)
     to_clean = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(sim_i, -1)))
     return 0.5 * (to_text + to_clean)
-
-
-def nam_loss(key, module: NoiseAttention, nam_params, features, prompts, scale, labels,
-             snr_lo_db, snr_hi_db):
-    """Cross-entropy of the NAM receiver on the batch's features corrupted at a random SNR per
-    image (uniform in dB)."""
-    b, d = features.shape
-    k_snr, k_noise = jax.random.split(key)
-    snr_db = jax.random.uniform(k_snr, (b,), minval=snr_lo_db, maxval=snr_hi_db)
-    noisy = jax.vmap(corrupt_feature, (0, 0, None, 0))(
-        jax.random.split(k_noise, b), features, jnp.int32(d), 10.0 ** (snr_db / 10.0))
-    logp = nam_log_probs(module, nam_params, noisy, snr_db, prompts, scale)
-    return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], -1))
 
 
 def make_optimizer(settings: TrainSettings, steps: int):
