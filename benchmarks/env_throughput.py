@@ -12,6 +12,9 @@ draw's bit source (``threefry``, the default env, or ``hash``), the number of lo
 envs are split over (on a CPU the script makes one host device per core, so ``2`` uses both
 cores of this machine), and ``noflat`` for ``flat_features=False`` (no flat ``features``
 vector, what the size-free network reads). ``threefry:1`` is the default env on one device.
+The variant ``gymnax`` is what a gymnax agent runs instead of the lock-step ``VecEnv``:
+``semcom_jax.make``'s env (flat observation) under ``jax.vmap(env.step)``, each env auto-resetting
+on its own (an episode draw computed at every step, selected at the last).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import best_time, machine, output_folder, write_csv  # noqa: E402
 from numpy_env import NumpyVecEnv, random_legal_actions  # noqa: E402
 
+import semcom_jax  # noqa: E402
 from semcom_jax.cli.bench import random_action_runner  # noqa: E402
 from semcom_jax.env import SemComEnv  # noqa: E402
 
@@ -46,6 +50,8 @@ DEFAULT_VARIANTS = ("threefry:1", f"threefry:{os.cpu_count() or 1}", "hash:1", f
 
 
 def parse_variant(text: str) -> dict:
+    if text == "gymnax":
+        return {"rng": "threefry", "devices": 1, "flat_features": True, "gymnax": True}
     parts = text.split(":")
     try:
         rng, devices = parts[0], int(parts[1])
@@ -56,9 +62,13 @@ def parse_variant(text: str) -> dict:
     return {"rng": rng, "devices": devices, "flat_features": len(parts) < 3}
 
 
-def bench_jax(u, q, num_envs, steps, repeats, rng="threefry", devices=1, flat_features=True):
-    env = SemComEnv(u, q, rng=rng, flat_features=flat_features)
-    run = random_action_runner(env, num_envs, steps, devices)
+def bench_jax(u, q, num_envs, steps, repeats, rng="threefry", devices=1, flat_features=True,
+              gymnax=False):
+    if gymnax:  # what a gymnax agent runs: make's env (flat observation), per-env auto-reset
+        env, _ = semcom_jax.make("SemCom-v0", num_users=u, num_rbs=q, rng=rng)
+    else:
+        env = SemComEnv(u, q, rng=rng, flat_features=flat_features)
+    run = random_action_runner(env, num_envs, steps, devices, lock_step=not gymnax)
     key = jax.random.PRNGKey(0)
     t0 = time.perf_counter()
     jax.block_until_ready(run(key))
@@ -155,7 +165,8 @@ def main(argv=None):
                     help="per-part timing instead (episode draw, step maths, observation, "
                          "random legal action, whole step) at U=5, Q=10, 4096 envs")
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
-                    help="RNG:DEVICES[:noflat] per measured env (default: %(default)s)")
+                    help="RNG:DEVICES[:noflat] per measured env, or gymnax (make's env under "
+                         "vmap(env.step)) (default: %(default)s)")
     ap.add_argument("--rng", nargs="+", default=["threefry", "hash"],
                     help="bit sources timed by --parts")
     ap.add_argument("--out", default=None,

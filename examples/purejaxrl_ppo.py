@@ -1,8 +1,9 @@
-"""A PureJaxRL-style PPO on SemComEnv, written against the gymnax surface only: ``reset`` /
-``step`` with ``params=None``, ``action_space()``, ``AutoResetEnv``, ``LogWrapper`` and
-``flatten_observation``. One jitted function of a key trains the whole run.
+"""A PureJaxRL-style PPO written only against gymnax's API: ``semcom_jax.make`` (or
+``gymnax.make`` after ``import semcom_jax``), gymnax's own ``FlattenObservationWrapper`` and
+``LogWrapper``, ``reset``/``step`` with auto-reset (gymnax 1.x's six values), and the action mask
+read from the last ``A`` entries of the flat observation. One jitted function of a key trains.
 
-    python examples/purejaxrl_ppo.py --total-steps 2000000
+    python examples/purejaxrl_ppo.py --total-steps 200000
 """
 
 import argparse
@@ -11,56 +12,65 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
 
-from semcom_jax.env import AutoResetEnv, LogWrapper, SemComEnv, flatten_observation
+import semcom_jax
 
 
 class ActorCritic(nn.Module):
     num_actions: int
 
     @nn.compact
-    def __call__(self, x, mask):
-        h = nn.tanh(nn.Dense(64)(nn.tanh(nn.Dense(64)(x))))
-        logits = jnp.where(mask, nn.Dense(self.num_actions)(h), -1e9)  # legal actions only
-        return logits, nn.Dense(1)(nn.tanh(nn.Dense(64)(x)))[..., 0]
+    def __call__(self, obs):
+        mask = obs[..., -self.num_actions:] > 0.5  # the flat observation ends with the mask
+        h = nn.tanh(nn.Dense(64)(nn.tanh(nn.Dense(64)(obs))))
+        # Illegal logits at the dtype's minimum, not -inf: the entropy stays finite.
+        logits = jnp.where(mask, nn.Dense(self.num_actions)(h), jnp.finfo(jnp.float32).min)
+        return logits, nn.Dense(1)(nn.tanh(nn.Dense(64)(obs)))[..., 0]
 
 
 def make_train(users=3, rbs=4, num_envs=64, num_steps=12, total_steps=200_000, lr=3e-3):
-    env = LogWrapper(AutoResetEnv(SemComEnv(users, rbs, obs_mode="full", reward="dense")))
-    net, updates = ActorCritic(env.action_space().n), total_steps // (num_envs * num_steps)
+    env, env_params = semcom_jax.make("SemCom-full-dense-v0", num_users=users, num_rbs=rbs,
+                                      step_api="terminated_truncated")
+    env = LogWrapper(FlattenObservationWrapper(env))
+    net = ActorCritic(env.action_space(env_params).n)
+    updates = total_steps // (num_envs * num_steps)
     tx = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(lr))
 
     def train(key):
         key, k_init, k_reset = jax.random.split(key, 3)
-        obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, num_envs))
-        params = net.init(k_init, *flatten_observation(obs))
+        obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(k_reset, num_envs),
+                                                    env_params)
+        params = net.init(k_init, obs)
         opt = tx.init(params)
 
         def env_step(carry, _):
             params, state, obs, key = carry
             key, k_act, k_step = jax.random.split(key, 3)
-            logits, value = net.apply(params, *flatten_observation(obs))
+            logits, value = net.apply(params, obs)
             action = jax.random.categorical(k_act, logits)
             logp = jax.nn.log_softmax(logits)[jnp.arange(num_envs), action]
-            next_obs, state, reward, done, info = jax.vmap(env.step)(
-                jax.random.split(k_step, num_envs), state, action)
+            next_obs, state, reward, terminated, truncated, info = jax.vmap(
+                env.step, (0, 0, 0, None))(jax.random.split(k_step, num_envs), state, action,
+                                           env_params)
+            done = jnp.logical_or(terminated, truncated)
             return (params, state, next_obs, key), (obs, action, logp, value, reward, done, info)
 
         def loss_fn(params, obs, action, logp_old, adv, target):
-            logits, value = net.apply(params, *flatten_observation(obs))
+            logits, value = net.apply(params, obs)
             logp = jax.nn.log_softmax(logits)[jnp.arange(action.shape[0]), action]
             ratio = jnp.exp(logp - logp_old)
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 0.8, 1.2) * adv).mean()
             probs = jax.nn.softmax(logits)
-            entropy = -jnp.sum(jnp.where(probs > 0, probs * jnp.log(probs + 1e-30), 0.0), -1)
+            entropy = -jnp.sum(probs * jax.nn.log_softmax(logits), -1)
             return pg + 0.5 * ((value - target) ** 2).mean() - 0.01 * entropy.mean()
 
         def update(carry, _):
             params, opt, state, obs, key = carry
             (params, state, obs, key), (o, a, lp, v, r, d, info) = jax.lax.scan(
                 env_step, (params, state, obs, key), None, num_steps)
-            _, last_v = net.apply(params, *flatten_observation(obs))
+            _, last_v = net.apply(params, obs)
 
             def gae(next_, xs):  # gamma = 1: an episode's users share one return
                 adv, v_next = next_

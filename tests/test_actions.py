@@ -76,7 +76,7 @@ def test_q1_random_play_is_always_legal():
     for t in range(3):
         a = env.actions.uniform_legal(jax.random.PRNGKey(t), obs.action_mask)
         assert bool(obs.action_mask[a]), (t, int(a))
-        obs, state, _, _, info = env.step(jax.random.PRNGKey(9), state, a, p)
+        obs, state, _, _, info = env.step_env(jax.random.PRNGKey(9), state, a, p)
         assert not bool(info["invalid_action"])
 
 

@@ -502,7 +502,7 @@ def test_env_runs_on_the_built_table_and_refuses_a_nam_receiver(built, tmp_path)
     params = env.default_params
     assert params.encoder_compute == tuple(load_table(out).metadata["encoder_compute"])
     obs, state = env.reset(jax.random.PRNGKey(0), params)
-    _, _, reward, _, _ = env.step(jax.random.PRNGKey(1), state, jnp.int32(0), params)
+    _, _, reward, _, _ = env.step_env(jax.random.PRNGKey(1), state, jnp.int32(0), params)
     assert np.isfinite(float(reward))
     with np.load(out) as z:
         arrays = {k: z[k] for k in z.files}

@@ -8,7 +8,7 @@ import pytest
 
 from semcom_jax.physics import link
 from semcom_jax.env import SemComEnv, uniform_legal_action
-from semcom_jax.env.wrappers import AutoResetEnv, VecEnv
+from semcom_jax.env.wrappers import VecEnv
 
 
 def play(env, key, policy_key, params=None, actions=None):
@@ -25,7 +25,7 @@ def play(env, key, policy_key, params=None, actions=None):
             a = actions[t]
         assert bool(obs.action_mask[a]) or actions is not None
         k_steps, sub = jax.random.split(k_steps)
-        obs, state, r, done, info = env.step(sub, state, a, params)
+        obs, state, r, done, info = env.step_env(sub, state, a, params)
         out.append((int(a), float(r), bool(done), info, state))
     return out
 
@@ -90,7 +90,7 @@ def test_step_reward_matches_independent_computation():
     obs, st = env.reset(jax.random.PRNGKey(4), p)
     inst = st.instance
     a = 1 * 3 + 2  # encoder 1 on RB 2
-    _, st2, r, _, info = env.step(jax.random.PRNGKey(0), st, a, p)
+    _, st2, r, _, info = env.step_env(jax.random.PRNGKey(0), st, a, p)
     d = float(inst.distance_m[0])
     s = 0.2 * float(inst.fading[0]) * d**-2 / (float(inst.interference_w[2]) + 20e6 * 4e-21)
     rate = 20e6 * math.log2(1 + s)
@@ -109,14 +109,15 @@ def test_step_reward_matches_independent_computation():
 def test_invalid_actions_leave_the_user_unserved():
     env = SemComEnv(3, 3, reward="dense")
     p = env.default_params
-    unserved = float(env.table.data.chance_score) - p.lam_delay
+    # Invalid: the worst term there is (lowest table score, both budgets violated), by hand.
+    worst = float(np.min(np.asarray(env.table.data.score))) - p.lam_delay - p.lam_energy
     obs, st = env.reset(jax.random.PRNGKey(0), p)
-    obs, st, r, _, info = env.step(jax.random.PRNGKey(1), st, 4, p)  # encoder 1, RB 1
+    obs, st, r, _, info = env.step_env(jax.random.PRNGKey(1), st, 4, p)  # encoder 1, RB 1
     assert not bool(obs.action_mask[1]) and not bool(obs.action_mask[4]) and not bool(obs.action_mask[7])
     for bad in (1, 7, -1, 10, 1000):  # used RB (two encoders), negative, out of range
-        _, st_bad, r_bad, _, info_bad = env.step(jax.random.PRNGKey(2), st, bad, p)
+        _, st_bad, r_bad, _, info_bad = env.step_env(jax.random.PRNGKey(2), st, bad, p)
         assert bool(info_bad["invalid_action"]) and not bool(info_bad["served"])
-        assert math.isclose(float(r_bad), unserved, rel_tol=1e-6)
+        assert math.isclose(float(r_bad), worst, rel_tol=1e-6)
         assert int(st_bad.rb[1]) == -1 and int(jnp.sum(st_bad.rb_used)) == 1
         assert bool(info_bad["delay_violation"])
 
@@ -125,9 +126,9 @@ def test_stepping_a_finished_episode_changes_nothing():
     env = SemComEnv(1, 2)
     p = env.default_params
     _, st = env.reset(jax.random.PRNGKey(0), p)
-    _, st, r, done, _ = env.step(jax.random.PRNGKey(1), st, 0, p)
+    _, st, r, done, _ = env.step_env(jax.random.PRNGKey(1), st, 0, p)
     assert bool(done)
-    _, st2, r2, done2, info = env.step(jax.random.PRNGKey(1), st, 1, p)
+    _, st2, r2, done2, info = env.step_env(jax.random.PRNGKey(1), st, 1, p)
     assert bool(done2) and float(r2) == 0.0 and not bool(info["invalid_action"])
     chex.assert_trees_all_equal(st, st2)
 
@@ -140,9 +141,9 @@ def test_no_rb_action_at_every_size():
     obs, st = env.reset(jax.random.PRNGKey(0), p)
     assert bool(obs.action_mask[6])
     for a in (0, 1):  # encoder 0 on both RBs
-        obs, st, *_ = env.step(jax.random.PRNGKey(0), st, a, p)
+        obs, st, *_ = env.step_env(jax.random.PRNGKey(0), st, a, p)
     assert list(np.asarray(obs.action_mask)) == [False] * 6 + [True]
-    obs, st, r, _, info = env.step(jax.random.PRNGKey(0), st, 6, p)
+    obs, st, r, _, info = env.step_env(jax.random.PRNGKey(0), st, 6, p)
     assert not bool(info["invalid_action"]) and not bool(info["served"])
     assert math.isclose(float(r), float(env.table.data.chance_score) - 1.0, rel_tol=1e-6)
 
@@ -156,7 +157,7 @@ def test_step_compiles_once_and_values_are_finite():
         @jax.jit
         @chex.assert_max_traces(n=1)
         def step(key, st, a):
-            return env.step(key, st, a, p)
+            return env.step_env(key, st, a, p)
 
         obs, st = env.reset(jax.random.PRNGKey(0), p)
         assert obs.features.shape == (env.observation_size,)
@@ -239,16 +240,81 @@ def test_vec_env_resets_every_u_steps_and_matches_env():
             assert int(jnp.sum(vs.env_state.rb_used)) == 0 and bool(jnp.all(obs.action_mask))
 
 
-def test_auto_reset_env_under_vmap():
+def test_step_auto_resets_under_vmap_like_gymnax():
     env = SemComEnv(2, 3)
-    w = AutoResetEnv(env)
     p = env.default_params
-    obs, st = jax.vmap(w.reset, (0, None))(jax.random.split(jax.random.PRNGKey(0), 5), p)
-    step = jax.jit(jax.vmap(w.step, (0, 0, 0, None)))
+    obs, st = jax.vmap(env.reset, (0, None))(jax.random.split(jax.random.PRNGKey(0), 5), p)
+    step = jax.jit(jax.vmap(env.step, (0, 0, 0, None)))
     for t in range(4):
-        obs, st, r, d, _ = step(jax.random.split(jax.random.PRNGKey(t), 5), st, jnp.zeros(5, jnp.int32) + t % 2, p)
+        keys = jax.random.split(jax.random.PRNGKey(t), 5)
+        before = st
+        obs, st, r, d, _ = step(keys, st, jnp.zeros(5, jnp.int32) + t % 2, p)
         assert bool(jnp.all(d == (t % 2 == 1)))
-        assert bool(jnp.all(st.step == (t + 1) % 2))
+        assert bool(jnp.all(st.step == (t + 1) % 2)) and bool(jnp.all(st.time == st.step))
+        if t % 2 == 1:  # the fresh episode is the one reset_env draws from the step key's half
+            fresh_obs, fresh = jax.vmap(lambda k: env.reset_env(jax.random.split(k)[1], p))(keys)
+            # Same draw; the observation is compiled in another program, so up to rounding.
+            chex.assert_trees_all_close((obs, st), (fresh_obs, fresh), rtol=1e-5, atol=1e-6)
+            assert not bool(jnp.allclose(st.instance.fading, before.instance.fading))
+        else:
+            assert int(jnp.sum(st.rb_used)) == 5  # action 0 took RB 0 in each env
+
+
+def test_stepping_past_the_end_cannot_happen_through_step():
+    """The trap of the old API: a finished episode stepped again paid 0 forever. ``step``
+    starts a new episode instead, whose steps pay again."""
+    env = SemComEnv(2, 3, reward="dense")
+    p = env.default_params
+    obs, st = env.reset(jax.random.PRNGKey(0), p)
+    rewards, dones = [], []
+    for t in range(6):
+        a = env.actions.uniform_legal(jax.random.PRNGKey(10 + t), obs.action_mask)
+        obs, st, r, d, _ = env.step(jax.random.PRNGKey(t), st, a, p)
+        rewards.append(float(r))
+        dones.append(bool(d))
+    assert dones == [False, True] * 3
+    assert all(r != 0.0 for r in rewards)
+    # step_env is the primitive without reset: past the end nothing changes and it pays 0.
+    _, end, _, done, _ = env.step_env(jax.random.PRNGKey(0), st.replace(step=jnp.int32(2)), 0, p)
+    _, again, r, done2, _ = env.step_env(jax.random.PRNGKey(1), end, 1, p)
+    assert bool(done2) and float(r) == 0.0
+    chex.assert_trees_all_equal(end, again)
+
+
+def test_invalid_action_pays_the_worst_term_below_no_rb():
+    env = SemComEnv(3, 4, reward="dense")
+    p = env.default_params
+    _, st = env.reset(jax.random.PRNGKey(0), p)
+    _, st, *_ = env.step_env(jax.random.PRNGKey(1), st, 0, p)  # encoder 0 on RB 0
+    _, s_bad, r_bad, _, info = env.step_env(jax.random.PRNGKey(2), st, 0, p)  # RB 0 again
+    _, s_out, r_out, _, info_out = env.step_env(jax.random.PRNGKey(2), st, 999, p)  # no action
+    _, s_none, r_none, _, info_none = env.step_env(jax.random.PRNGKey(2), st, env.no_rb_action, p)
+    table = env.table.data
+    lowest = float(np.min(np.asarray(table.score)))
+    worst = min(lowest - p.lam_delay - p.lam_energy, float(table.chance_score) - p.lam_delay)
+    np.testing.assert_allclose(float(r_bad), worst, rtol=1e-6)
+    np.testing.assert_allclose(float(r_out), worst, rtol=1e-6)
+    np.testing.assert_allclose(float(r_none), float(table.chance_score) - p.lam_delay, rtol=1e-6)
+    assert float(r_bad) < float(r_none)
+    assert bool(info["invalid_action"]) and bool(info_out["invalid_action"])
+    assert not bool(info_none["invalid_action"])
+    # The user is left unserved, as by "no RB": same state apart from the stored term.
+    chex.assert_trees_all_equal(s_bad.replace(user_reward=s_none.user_reward), s_none)
+    # The penalty is configurable and lowers the term further.
+    harsh = p.replace(invalid_action_penalty=5.0)
+    _, _, r_harsh, _, _ = env.step_env(jax.random.PRNGKey(2), st, 0, env.check_params(harsh))
+    np.testing.assert_allclose(float(r_harsh), worst - 5.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="invalid_action_penalty"):
+        env.check_params(p.replace(invalid_action_penalty=-1.0))
+
+
+def test_max_steps_in_episode_is_the_number_of_users():
+    env = SemComEnv(4, 6)
+    assert env.default_params.max_steps_in_episode == 4
+    from semcom_jax.physics.params import EnvParams
+    assert env.check_params(EnvParams()).max_steps_in_episode == 4  # 0 means "U"
+    with pytest.raises(ValueError, match="max_steps_in_episode.*num_users=4"):
+        env.check_params(env.default_params.replace(max_steps_in_episode=3))
 
 
 def test_bad_constructor_arguments():

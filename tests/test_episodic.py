@@ -44,7 +44,7 @@ def test_state_at_rebuilds_every_step(padded):
     obs, state = env.reset(jax.random.PRNGKey(7), params)
     start, seen, encoder, rb = state, [obs], [], []
     for i, a in enumerate(actions):
-        obs, state, _, _, info = env.step(jax.random.PRNGKey(i), state, a, params)
+        obs, state, _, _, info = env.step_env(jax.random.PRNGKey(i), state, a, params)
         seen.append(obs)
         encoder.append(int(info["encoder"]))
         rb.append(int(c.decode(a).rb) if bool(info["served"]) else -1)

@@ -101,3 +101,25 @@ def test_an_agent_ignoring_the_mask_is_warned_once():
             _, _, term, _, _ = quiet.step(int(np.flatnonzero(quiet.action_masks())[-1]))
             if term:
                 quiet.reset()
+
+
+def test_a_step_after_the_episode_ended_is_refused_in_strict_mode():
+    strict = SemComGymEnv(num_users=2, num_rbs=3, strict=True)
+    strict.reset(seed=0)
+    for _ in range(2):
+        _, _, term, _, _ = strict.step(int(np.flatnonzero(strict.action_masks())[0]))
+    assert term
+    with pytest.raises(RuntimeError, match="episode has ended.*reset"):
+        strict.step(int(np.flatnonzero(strict.action_masks())[-1]))
+    strict.reset()  # and a reset makes stepping legal again
+    strict.step(0)
+    lenient = SemComGymEnv(num_users=2, num_rbs=3)
+    lenient.reset(seed=0)
+    lenient.step(0)
+    lenient.step(1)
+    with pytest.warns(RuntimeWarning, match="after the episode ended"):
+        _, r, term, _, _ = lenient.step(2)
+    assert r == 0.0 and term
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        lenient.step(2)

@@ -20,7 +20,7 @@ def _play(env, params, instance, decisions):
     total, masks = 0.0, []
     for a in decisions:
         masks.append(np.asarray(obs.action_mask))
-        obs, state, r, done, info = env.step(jax.random.PRNGKey(0), state, jnp.int32(a), params)
+        obs, state, r, done, info = env.step_env(jax.random.PRNGKey(0), state, jnp.int32(a), params)
         total += float(r)
     return total, bool(done), masks
 
@@ -48,7 +48,7 @@ def test_padded_instance_returns_exactly_the_unpadded_return(u, q, reward):
             else:
                 d = plain.actions.decode(a)
                 padded_decisions.append(int(pad.actions.encode(d.encoder, d.rb)))
-            obs, state, *_ = plain.step(jax.random.PRNGKey(0), state, jnp.int32(a), p)
+            obs, state, *_ = plain.step_env(jax.random.PRNGKey(0), state, jnp.int32(a), p)
         r_plain, _, _ = _play(plain, p, inst, decisions)
         padded_decisions += [0] * (MAX_U - u)  # whatever the policy does on padded users
         r_pad, done, masks = _play(pad, pp, pad_instance(inst, MAX_U, MAX_Q), padded_decisions)

@@ -108,7 +108,7 @@ def test_every_accepted_parameter_set_gives_finite_observations_and_rewards(obs_
         obs_all, rewards, infos = [obs], [], []
         for t in range(env.num_users):
             a = env.actions.uniform_legal(jax.random.fold_in(k_act, t), obs.action_mask)
-            obs, state, r, _, info = env.step(jax.random.fold_in(k_act, 100 + t), state, a,
+            obs, state, r, _, info = env.step_env(jax.random.fold_in(k_act, 100 + t), state, a,
                                               params)
             obs_all.append(obs)
             rewards.append(r)

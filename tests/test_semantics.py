@@ -94,7 +94,7 @@ def test_info_tells_the_truth_for_unserved_and_served_users():
     p = env.default_params
     chance = float(env.table.data.chance_score)
     obs, st = env.reset(jax.random.PRNGKey(0), p)
-    obs, st, r, _, info = env.step(jax.random.PRNGKey(1), st, 4, p)  # served: encoder 1, RB 1
+    obs, st, r, _, info = env.step_env(jax.random.PRNGKey(1), st, 4, p)  # served: encoder 1, RB 1
     assert bool(info["served"]) and np.isfinite(float(info["delay_s"]))
     assert float(info["energy_j"]) > 0 and np.isfinite(float(info["sinr_db"]))
     assert bool(info["delay_violation"]) == (float(info["delay_s"]) > p.delay_budget_s)
@@ -102,13 +102,17 @@ def test_info_tells_the_truth_for_unserved_and_served_users():
               - p.lam_energy * float(info["energy_violation"]))
     assert math.isclose(float(r), expect, rel_tol=1e-6, abs_tol=1e-6)
     for a in (env.no_rb_action, 1, 1000, -1):  # no RB, used RB, out of range, negative
-        _, _, r, _, info = env.step(jax.random.PRNGKey(2), st, a, p)
+        _, _, r, _, info = env.step_env(jax.random.PRNGKey(2), st, a, p)
         assert not bool(info["served"]) and bool(info["invalid_action"]) == (a != env.no_rb_action)
         assert float(info["delay_s"]) == math.inf and float(info["energy_j"]) == 0.0
         assert float(info["sinr_db"]) == -math.inf and float(info["task_score"]) == chance
         assert bool(info["delay_violation"]) and not bool(info["energy_violation"])
         assert int(info["encoder"]) == -1
-        assert math.isclose(float(r), chance - p.lam_delay, rel_tol=1e-6)
+        # "no RB" pays the unserved term; an invalid action the worst term there is.
+        worst = min(float(np.min(np.asarray(env.table.data.score))) - p.lam_delay
+                    - p.lam_energy, chance - p.lam_delay)
+        expect = chance - p.lam_delay if a == env.no_rb_action else worst
+        assert math.isclose(float(r), expect, rel_tol=1e-6)
 
 
 def test_evaluators_share_held_out_episodes_only_when_everything_matches():

@@ -29,8 +29,8 @@ def test_set_observation_by_hand():
     assert obs.features.shape == (0,) and env.observation_size == 0
     assert obs.user_status.tolist() == [CURRENT, PENDING, PENDING]
     np.testing.assert_allclose(np.asarray(obs.context), [0.0, math.log(4 / 5), 1.0], rtol=1e-6)
-    obs, st, *_ = env.step(jax.random.PRNGKey(1), st, env.actions.encode(0, 1), p)
-    obs, st, *_ = env.step(jax.random.PRNGKey(2), st, env.no_rb_action, p)
+    obs, st, *_ = env.step_env(jax.random.PRNGKey(1), st, env.actions.encode(0, 1), p)
+    obs, st, *_ = env.step_env(jax.random.PRNGKey(2), st, env.no_rb_action, p)
     assert obs.user_status.tolist() == [SERVED, UNSERVED, CURRENT]
     # 2 of 3 decided; 1 user left, 3 RBs free; 3 of 4 free.
     np.testing.assert_allclose(np.asarray(obs.context), [2 / 3, math.log(2 / 4), 0.75], rtol=1e-6)
@@ -51,10 +51,10 @@ def test_padded_sets_match_the_unpadded_env():
     o_s, s_s = small.reset_to(inst, small.default_params)
     o_b, s_b = big.reset_to(pad_instance(inst, 5, 6), bp)
     for a in (small.actions.encode(2, 3), small.no_rb_action):
-        o_s, s_s, *_ = small.step(jax.random.PRNGKey(0), s_s, a, small.default_params)
+        o_s, s_s, *_ = small.step_env(jax.random.PRNGKey(0), s_s, a, small.default_params)
         k, q = (2, 3) if a != small.no_rb_action else (None, None)
         ab = big.actions.encode(k, q) if k is not None else big.no_rb_action
-        o_b, s_b, *_ = big.step(jax.random.PRNGKey(0), s_b, ab, bp)
+        o_b, s_b, *_ = big.step_env(jax.random.PRNGKey(0), s_b, ab, bp)
     assert o_b.user_status.tolist() == o_s.user_status.tolist() + [ABSENT, ABSENT]
     np.testing.assert_allclose(np.asarray(o_b.context), np.asarray(o_s.context), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(o_b.user_features[:3]), np.asarray(o_s.user_features))

@@ -56,7 +56,7 @@ def test_optimal_actions_played_in_env_give_the_optimum():
             a = (env.no_rb_action if rbs[i, t] < 0
                  else int(env.actions.encode(enc[i, t], rbs[i, t])))
             assert bool(obs.action_mask[a])
-            obs, st, r, d, _ = env.step(jax.random.PRNGKey(0), st, a, p)
+            obs, st, r, d, _ = env.step_env(jax.random.PRNGKey(0), st, a, p)
             total += float(r)
         assert math.isclose(total, float(stats.episode_return[i]), rel_tol=1e-5, abs_tol=1e-4)
 

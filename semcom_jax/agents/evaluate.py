@@ -27,23 +27,35 @@ from semcom_jax.physics.instance import Instance
 from semcom_jax.physics.params import EnvParams
 
 
-def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instance,
-                   env_params) -> tuple[EnvState, jnp.ndarray]:
-    """Plays one episode from ``instance`` with the arg-max legal action of
-    ``logits_fn(params, batched obs)``. Returns the final state (its ``encoder`` and ``rb`` are
-    the assignment) and the episode return. Jittable and vmappable over instances."""
+def policy_episode(env: SemComEnv, act: Callable, instance: Instance, env_params,
+                   key: jax.Array) -> tuple[EnvState, jnp.ndarray]:
+    """Plays one episode from ``instance`` with ``act(obs, key) -> action`` (an observation of
+    ``env``'s format; the signature of rejax's ``make_act`` policies). Returns the final state
+    (its ``encoder`` and ``rb`` are the assignment) and the episode return. Jittable and
+    vmappable over instances."""
     obs, state = env.reset_to(instance, env_params)
 
-    def step(carry, _):
+    def step(carry, k):
         obs, state, ret = carry
-        logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
-        a = jnp.argmax(nets.mask_logits(logits, obs.action_mask)).astype(jnp.int32)
-        obs, state, r, _, _ = env.step(jax.random.PRNGKey(0), state, a, env_params)
+        k_act, k_env = jax.random.split(k)
+        a = jnp.asarray(act(obs, k_act), jnp.int32)
+        obs, state, r, _, _ = env.step_env(k_env, state, a, env_params)
         return (obs, state, ret + r), None
 
-    (_, state, ret), _ = jax.lax.scan(step, (obs, state, jnp.float32(0.0)), None,
-                                      env.num_users)
+    (_, state, ret), _ = jax.lax.scan(step, (obs, state, jnp.float32(0.0)),
+                                      jax.random.split(key, env.num_users))
     return state, ret
+
+
+def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instance,
+                   env_params) -> tuple[EnvState, jnp.ndarray]:
+    """:func:`policy_episode` with the arg-max legal action of
+    ``logits_fn(params, batched obs)``."""
+    def act(obs, _):
+        logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
+        return jnp.argmax(nets.mask_logits(logits, obs.action_mask))
+
+    return policy_episode(env, act, instance, env_params, jax.random.PRNGKey(0))
 
 
 # The held-out episodes and their baselines (the optimum is the costly part) depend only on the
@@ -101,6 +113,22 @@ class Evaluator:
         """Plays every held-out episode greedily. Returns ``(encoders, rbs)``, each (N, U)."""
         states, _ = jax.vmap(lambda i: greedy_episode(self.env, logits_fn, params, i,
                                                       self.env_params))(self.instances)
+        return states.encoder, states.rb
+
+    def policy_assignment(self, act: Callable, env: SemComEnv | None = None,
+                          key: jax.Array | None = None):
+        """Plays every held-out episode with ``act(obs, key) -> action`` on ``env`` (default:
+        the evaluator's own; any env of the same U and Q, e.g. a flat one from ``make``, whose
+        observation ``act`` reads). Returns ``(encoders, rbs)``, each (N, U)."""
+        env = self.env if env is None else env
+        if (env.num_users, env.num_rbs) != (self.env.num_users, self.env.num_rbs):
+            raise ValueError(f"the policy's env has U={env.num_users}, Q={env.num_rbs}; the "
+                             f"held-out episodes have U={self.env.num_users}, "
+                             f"Q={self.env.num_rbs}")
+        key = jax.random.PRNGKey(0) if key is None else key
+        keys = jax.random.split(key, self.instances.distance_m.shape[0])
+        states, _ = jax.jit(jax.vmap(lambda i, k: policy_episode(env, act, i, self.env_params,
+                                                                 k)))(self.instances, keys)
         return states.encoder, states.rb
 
     def score(self, encoders, rbs) -> dict:

@@ -27,39 +27,53 @@ def best_time(fn, repeats: int = 2) -> float:
     return best
 
 
-def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 1):
-    """A jitted function of a key: ``num_steps`` lock-step steps of ``num_envs`` envs with
-    uniformly random legal actions, resets included; returns the summed rewards and the last
-    observation (which keeps the per-step observation work live). The actions' random numbers
-    come from the env's bit source (``env.rng``), like its episodes.
+def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 1,
+                         lock_step: bool = True):
+    """A jitted function of a key: ``num_steps`` steps of ``num_envs`` envs with uniformly
+    random legal actions, resets included; returns the summed rewards and the last observation
+    (which keeps the per-step observation work live). The actions' random numbers come from the
+    env's bit source (``env.rng``), like its episodes.
+
+    ``lock_step``: the batch is a :class:`~semcom_jax.env.wrappers.VecEnv` (all envs reset
+    together, once every U steps); False steps ``jax.vmap(env.step)`` instead, each env
+    auto-resetting on its own, as a gymnax agent does.
 
     ``num_devices > 1`` splits the envs over that many local devices (``shard_map`` on a
     one-axis mesh; on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` makes one
     device per core): each device runs its own ``num_envs / num_devices`` envs with its own key,
     the way a JAX user spreads independent envs over the cores or chips they have."""
     if num_devices > 1:
-        return _sharded_runner(env, num_envs, num_steps, num_devices)
+        return _sharded_runner(env, num_envs, num_steps, num_devices, lock_step)
     from semcom_jax.env.wrappers import VecEnv
 
-    venv, params = VecEnv(env, num_envs), env.default_params
+    params = env.default_params
     rng = getattr(env, "rng", "threefry")
+    if lock_step:
+        venv = VecEnv(env, num_envs)
+        reset = lambda k: venv.reset(k, params)  # noqa: E731
+        step = lambda k, s, a: venv.step(k, s, a, params)[:3]  # noqa: E731
+    else:
+        reset = lambda k: jax.vmap(env.reset, (0, None))(  # noqa: E731
+            jax.random.split(k, num_envs), params)
+        step = lambda k, s, a: jax.vmap(env.step, (0, 0, 0, None))(  # noqa: E731
+            jax.random.split(k, num_envs), s, a, params)[:3]
 
     @jax.jit
     def run(key):
         k_reset, k_loop, k_first = jax.random.split(key, 3)
-        obs, vs = venv.reset(k_reset, params)
-        first = env.actions.uniform_legal(k_first, obs.action_mask, rng)
+        obs, vs = reset(k_reset)
+        first = env.actions.uniform_legal(k_first, env.action_mask_of(obs), rng)
 
         # Each step's action is drawn from the observation it follows and handed to the next
         # step through the loop carry, as an array, the way an agent's action reaches the env.
         # Drawn inside the step instead, XLA re-derives the cheap sampler (bits, rank over the
-        # free RBs) inside each of the dozen fusions of the transition that read the action:
-        # 1.5-1.65x fewer steps/s at U = 5 (one-off A/B, docs/performance.md).
+        # free RBs) inside each of the dozen fusions of the transition that read the action
+        # (measured in docs/performance.md).
         def body(c, _):
             obs, vs, a, key, acc = c
             key, ka, ks = jax.random.split(key, 3)
-            obs, vs, r, _, _ = venv.step(ks, vs, a, params)
-            a = env.actions.uniform_legal(ka, obs.action_mask, rng)
+            obs, vs, r = step(ks, vs, a)
+            a = env.actions.uniform_legal(ka, env.action_mask_of(obs), rng)
             return (obs, vs, a, key, acc + r), None
 
         acc0 = jnp.zeros(num_envs, jnp.float32)
@@ -70,13 +84,14 @@ def random_action_runner(env, num_envs: int, num_steps: int, num_devices: int = 
     return run
 
 
-def _sharded_runner(env, num_envs: int, num_steps: int, num_devices: int):
+def _sharded_runner(env, num_envs: int, num_steps: int, num_devices: int, lock_step: bool):
     from jax.sharding import PartitionSpec as P
 
     from semcom_jax.training.sharding import device_count_for, env_mesh
 
     device_count_for(num_envs, num_devices)  # refuses a count that is absent or does not divide
-    per_device = random_action_runner(env, num_envs // num_devices, num_steps)
+    per_device = random_action_runner(env, num_envs // num_devices, num_steps,
+                                      lock_step=lock_step)
     # check_vma=False: the devices share nothing, so no value needs a varying-axis type.
     run = jax.jit(jax.shard_map(lambda keys: per_device(keys[0]), mesh=env_mesh(num_devices),
                                 in_specs=P("envs"), out_specs=P("envs"), check_vma=False))

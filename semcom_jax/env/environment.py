@@ -15,9 +15,16 @@ spend no energy. Their ``info`` says so: ``delay_s = inf`` (nothing arrives), ``
 
 **Invalid actions.** The mask in the observation (True = legal) forbids RBs already allocated.
 An action that is out of range or names a used RB is *not* applied as an allocation: the user is
-left unserved exactly as by "no RB" (so an invalid action never pays more than the best legal
-one) and ``info["invalid_action"]`` is True. Stepping a finished episode changes nothing and
-pays 0. The Gymnasium adapter can raise ``ValueError`` instead (``strict=True``).
+left unserved, ``info["invalid_action"]`` is True, and its term of eq. (11) is the worst any user
+can get (the table's lowest score with both budgets violated, or the unserved term if lower)
+minus ``params.invalid_action_penalty`` (default 0), so an agent that ignores the mask cannot
+use an illegal action as a free "no RB". The Gymnasium adapter can raise ``ValueError`` instead
+(``strict=True``).
+
+**gymnax.** The class is a ``gymnax.environments.environment.Environment``: ``step``
+auto-resets (the episode that ends is replaced by a fresh one in the same call), ``step_env``
+does not (stepping a finished episode there changes nothing and pays 0), spaces are gymnax's,
+``EnvParams.max_steps_in_episode`` is U and ``EnvState.time`` the steps taken.
 
 **Observation.** :class:`~semcom_jax.env.types.Observation` with ``features`` (F,) float32 and
 ``action_mask`` (A,) bool. ``features`` (mode ``paper``, the paper's state plus quantities derived
@@ -51,16 +58,19 @@ distributions (tested), other episodes for the same key.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from gymnax.environments import environment as gymnax_environment
 
 from semcom_jax.env.actions import ActionCodec
 from semcom_jax.env.bits import check_source
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
-                                   unserved_term, user_term)
+                                   invalid_term, unserved_term, user_term)
 from semcom_jax.env.types import (ABSENT, CONTEXT_FEATURES, CURRENT, PENDING, RB_FEATURES,
                                   SERVED, UNSERVED, USER_FEATURES, EnvState, Instance,
                                   Observation)
@@ -70,6 +80,8 @@ from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
 from semcom_jax.tables.format import Table, load_default_table
 
 OBS_MODES = ("paper", "full")
+OBS_FORMATS = ("structured", "flat")
+STEP_APIS = ("done", "terminated_truncated")
 REWARDS = {"terminal": TerminalReward, "dense": DenseReward}
 SCORES = {"table": TableScore, "features": FeatureScore}
 
@@ -96,13 +108,22 @@ def _bs_features(inst: Instance, params: EnvParams) -> jnp.ndarray:
                     params.bs_cycles_hi_per_bit)])
 
 
-class SemComEnv:
-    """Joint CLIP-encoder selection and RB allocation for ``num_users`` users on ``num_rbs`` RBs."""
+class SemComEnv(gymnax_environment.Environment):
+    """Joint CLIP-encoder selection and RB allocation for ``num_users`` users on ``num_rbs`` RBs,
+    as a gymnax environment (``reset``/``step`` with auto-reset, ``reset_env``/``step_env``,
+    gymnax spaces). ``obs_format``: ``structured`` (an :class:`Observation`) or ``flat`` (one
+    float32 vector ending with the action mask). ``step_api``: ``done`` (five values, gymnax
+    0.x) or ``terminated_truncated`` (six, gymnax 1.x)."""
 
     def __init__(self, num_users: int = 5, num_rbs: int = 10, table: Optional[Table] = None,
                  obs_mode: str = "paper", reward: str = "terminal", score: str = "table",
-                 generator=None, flat_features: bool = True, rng: str = "threefry"):
+                 generator=None, flat_features: bool = True, rng: str = "threefry",
+                 obs_format: str = "structured", step_api: str = "done"):
         validate_sizes(num_users, num_rbs)
+        if obs_format not in OBS_FORMATS:
+            raise ValueError(f"obs_format must be one of {OBS_FORMATS}, got {obs_format!r}")
+        if step_api not in STEP_APIS:
+            raise ValueError(f"step_api must be one of {STEP_APIS}, got {step_api!r}")
         check_source(rng)
         if generator is not None and rng != "threefry":
             raise ValueError("give either generator= or rng=, not both (rng chooses the bit "
@@ -132,15 +153,22 @@ class SemComEnv:
         self.reward_name = reward
         self.score_name = score
         self.flat_features = bool(flat_features)
+        self.obs_format = obs_format
+        self.step_api = step_api
         self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=True)
         num_images = self.table.data.features.num_images if score == "features" else 1
         self.rng = rng
         self.generator = generator or UniformGenerator(num_users, num_rbs, num_images, bits=rng)
         self._reward_fn = REWARDS[reward]()
         self._score_fn = SCORES[score]()
+        self._lowest_score = float(np.min(np.asarray(self.table.data.score)))
         self.observation_size = int(
             jax.eval_shape(lambda: self._features(
                 self._blank_state(), self.default_params)).shape[0]) if self.flat_features else 0
+
+    def __getstate__(self):
+        # The lazily compiled sampler is a cache, not state: copies and pickles rebuild it.
+        return {k: v for k, v in self.__dict__.items() if k != "_sample_batch"}
 
     # ------------------------------------------------------------------ actions
 
@@ -162,9 +190,10 @@ class SemComEnv:
     def default_params(self) -> EnvParams:
         """SPEC defaults, with the table's encoder costs when its metadata lists them."""
         costs = self.table.encoder_costs
+        params = EnvParams(max_steps_in_episode=self.num_users)
         if costs is None:
-            return EnvParams()
-        return EnvParams(encoder_compute=costs[0], encoder_feature_bits=costs[1])
+            return params
+        return params.replace(encoder_compute=costs[0], encoder_feature_bits=costs[1])
 
     def make_params(self, overrides=None) -> EnvParams:
         """``default_params`` with ``overrides`` (a mapping of field names), validated."""
@@ -175,8 +204,16 @@ class SemComEnv:
         return self.table.encoders
 
     def check_params(self, params: EnvParams) -> EnvParams:
-        """Host-side validation; call once before jitting with non-default params."""
+        """Host-side validation; call once before jitting with non-default params. Returns the
+        params, with ``max_steps_in_episode`` set to U when it was left at 0."""
         validate_params(params, num_encoders=self.num_encoders)
+        if params.max_steps_in_episode == 0:
+            params = params.replace(max_steps_in_episode=self.num_users)
+        elif params.max_steps_in_episode != self.num_users:
+            raise ValueError(
+                f"parameter 'max_steps_in_episode' is {params.max_steps_in_episode}, but every "
+                f"episode of this env lasts num_users={self.num_users} steps (one per user): "
+                f"leave it at {self.num_users} (env.default_params) or 0")
         costs = self.table.encoder_costs
         if costs is not None:
             for name, table_value in zip(("encoder_compute", "encoder_feature_bits"), costs):
@@ -189,13 +226,89 @@ class SemComEnv:
                         "encoders (use the table's values, or a table made for yours)")
         return params
 
-    # ------------------------------------------------------------------ API
+    # ------------------------------------------------------------------ gymnax API
 
     def reset(self, key: jax.Array,
               params: Optional[EnvParams] = None) -> tuple[Observation, EnvState]:
-        """A new episode; ``params=None`` means ``default_params`` (as in gymnax)."""
-        params = self.default_params if params is None else params
-        return self.reset_to(self.generator(key, params), params)
+        """A new episode (compiled); ``params=None`` means ``default_params`` (as in gymnax)."""
+        return self._reset(key, self.default_params if params is None else params)
+
+    def step(self, key: jax.Array, state: EnvState, action, params: Optional[EnvParams] = None):
+        """One decision, with gymnax's auto-reset: when it ends the episode, the returned
+        observation and state already belong to a new one (drawn from ``key``).
+
+        Returns ``(obs, state, reward, done, info)`` with ``step_api="done"`` (gymnax 0.x,
+        PureJaxRL, rejax) or ``(obs, state, reward, terminated, truncated, info)`` with
+        ``step_api="terminated_truncated"`` (gymnax 1.x and its wrappers; ``truncated`` is
+        always False, ``info`` adds ``terminated``, ``truncated`` and ``final_observation``).
+        The non-resetting step is :meth:`step_env`. Compiled, like ``reset``."""
+        return self._step(key, state, action, self.default_params if params is None else params)
+
+    # The defaults are passed in, never closed over: a constant folded at compile time can
+    # round differently from the same value given as an argument.
+    @partial(jax.jit, static_argnames=("self",))
+    def _reset(self, key, params):
+        return self.reset_env(key, params)
+
+    @partial(jax.jit, static_argnames=("self",))
+    def _step(self, key, state, action, params):
+        k_step, k_reset = jax.random.split(key)
+        ended, reward, done, info = self.transition(k_step, state, action, params)
+        fresh = self.reset_state(k_reset, params)
+        # The state goes through the select and the observation is built once, after it.
+        new_state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh, ended)
+        obs = self.get_obs(new_state, params)
+        if self.step_api == "done":
+            return obs, new_state, reward, done, info
+        truncated = jnp.zeros_like(done)
+        info = {**info, "terminated": done, "truncated": truncated,
+                "final_observation": self.get_obs(ended, params)}
+        return obs, new_state, reward, done, truncated, info
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[Observation, EnvState]:
+        """gymnax's reset hook: ``(obs, state)`` of a new episode."""
+        state = self.reset_state(key, params)
+        return self.get_obs(state, params), state
+
+    def step_env(self, key: jax.Array, state: EnvState, action, params: EnvParams):
+        """gymnax's step hook, without auto-reset: ``(obs, state, reward, done, info)``.
+        Stepping a finished episode here changes nothing and pays 0 (``step`` never does it)."""
+        new_state, reward, done, info = self.transition(key, state, action, params)
+        return self.get_obs(new_state, params), new_state, reward, done, info
+
+    def get_obs(self, state: EnvState, params: Optional[EnvParams] = None, key=None):
+        """The observation in this env's ``obs_format``: an :class:`Observation`
+        (``structured``) or one float32 vector, the flattened observation followed by the
+        action mask as 0/1 (``flat``, see :meth:`action_mask_of`)."""
+        obs = self.observation(state, self.default_params if params is None else params)
+        if self.obs_format == "structured":
+            return obs
+        x, mask = spaces.flatten_observation(obs)
+        return jnp.concatenate([x, mask.astype(jnp.float32)], axis=-1)
+
+    def action_mask_of(self, obs) -> jnp.ndarray:
+        """(..., A) bool, True = legal: the mask inside an observation of either format."""
+        if self.obs_format == "structured":
+            return obs.action_mask
+        return obs[..., -self.num_actions:] > 0.5
+
+    def is_terminal(self, state: EnvState, params: Optional[EnvParams] = None) -> jnp.ndarray:
+        """Whether every user has been decided (gymnax 0.x's name)."""
+        return state.step >= self.num_users
+
+    def is_terminated(self, state: EnvState, params: Optional[EnvParams] = None) -> jnp.ndarray:
+        """gymnax 1.x's name for :meth:`is_terminal`."""
+        return self.is_terminal(state, params)
+
+    def is_truncated(self, state: EnvState, params: Optional[EnvParams] = None) -> jnp.ndarray:
+        """Never: the episode's natural end is its only end (``max_steps_in_episode`` = U)."""
+        return jnp.zeros((), bool)
+
+    @property
+    def name(self) -> str:
+        return "SemCom-v0"
+
+    # ------------------------------------------------------------------ episodes
 
     def reset_state(self, key: jax.Array, params: EnvParams) -> EnvState:
         """``reset`` without building the observation."""
@@ -203,8 +316,12 @@ class SemComEnv:
 
     def reset_to(self, instance: Instance, params: EnvParams) -> tuple[Observation, EnvState]:
         """Starts an episode on a given instance (evaluation on a fixed episode set)."""
-        state = self._initial_state(instance)
-        return self.observation(state, params), state
+        state = self.start_state(instance, params)
+        return self.get_obs(state, params), state
+
+    def start_state(self, instance: Instance, params: EnvParams) -> EnvState:
+        """The first state of the episode on ``instance``."""
+        return self._initial_state(instance)
 
     def sample_instances(self, key: jax.Array, num: int, params: EnvParams) -> Instance:
         """``num`` episode instances, batched on the leading axis."""
@@ -213,13 +330,6 @@ class SemComEnv:
         if not hasattr(self, "_sample_batch"):  # one compiled program, not one per primitive
             self._sample_batch = jax.jit(jax.vmap(self.generator, (0, None)))
         return self._sample_batch(jax.random.split(key, num), params)
-
-    def step(self, key: jax.Array, state: EnvState, action, params: Optional[EnvParams] = None):
-        """Returns ``(obs, state, reward, done, info)``; no auto-reset (see the wrappers);
-        ``params=None`` means ``default_params``."""
-        params = self.default_params if params is None else params
-        new_state, reward, done, info = self.transition(key, state, action, params)
-        return self.observation(new_state, params), new_state, reward, done, info
 
     def transition(self, key: jax.Array, state: EnvState, action, params: EnvParams):
         """``step`` without building the observation: ``(state, reward, done, info)``."""
@@ -238,7 +348,8 @@ class SemComEnv:
                                lk.sinr_linear)
         chance = self.table.data.chance_score
         term = jnp.where(served, user_term(score, lk.delay_s, lk.energy_j, params),
-                         unserved_term(chance, params))
+                         jnp.where(invalid, invalid_term(self._lowest_score, chance, params),
+                                   unserved_term(chance, params)))
 
         this_user = (jnp.arange(u_count) == u) & active
         user_reward = jnp.where(this_user, term, state.user_reward)
@@ -277,12 +388,16 @@ class SemComEnv:
                            context=self._context(state, params, n_users, n_rbs))
 
     def action_space(self, params: Optional[EnvParams] = None) -> spaces.Discrete:
-        """``Discrete(A)``: ``k * Q + q``, or the "no RB" action ``K * Q``."""
+        """gymnax ``Discrete(A)``: ``k * Q + q``, or the "no RB" action ``K * Q``."""
         return spaces.Discrete(self.num_actions)
 
-    def observation_space(self, params: Optional[EnvParams] = None) -> spaces.Dict:
-        """One space per :class:`Observation` field, with its shape and dtype."""
+    def observation_space(self, params: Optional[EnvParams] = None):
+        """gymnax spaces: ``Dict`` with one ``Box`` per :class:`Observation` field
+        (``structured``), or one ``Box`` (``flat``)."""
         u, q, mode, b = self.num_users, self.num_rbs, self.obs_mode, spaces.FEATURE_BOUND
+        if self.obs_format == "flat":
+            width = jax.eval_shape(lambda: self.get_obs(self._blank_state())).shape[-1]
+            return spaces.Box(-b, b, (int(width),), jnp.float32)
         return spaces.Dict({
             "features": spaces.Box(-b, b, (self.observation_size,)),
             "rb_features": spaces.Box(-b, b, (q, RB_FEATURES)),

@@ -7,9 +7,11 @@ The mask is also ``env.action_masks()``; through the wrappers of ``gym.make`` us
 :func:`action_masks` (Gymnasium 1.x wrappers do not forward other attributes; it calls
 ``get_wrapper_attr``). ``gym.make_vec(ENV_ID, num_envs=N, vectorization_mode="vector_entry_point")``
 builds the jitted :class:`SemComVectorEnv`.
-Illegal actions (an RB already taken) follow the JAX env (the user is left unserved and
-``info["invalid_action"]`` is True; a warning, once, when they keep coming) unless
-``strict=True``, which raises ``ValueError`` instead.
+Illegal actions (an RB already taken) follow the JAX env (the user is left unserved, the step
+pays the invalid-action term and ``info["invalid_action"]`` is True; a warning, once, when they
+keep coming) unless ``strict=True``, which raises ``ValueError`` instead. A ``step`` after the
+episode ended raises ``RuntimeError`` with ``strict=True``; without it nothing changes, the
+reward is 0 and a warning says so, once.
 An action that is not an integer in ``[0, A)`` is always refused (``TypeError`` / ``ValueError``
 naming it), never rounded or parsed."""
 
@@ -140,14 +142,17 @@ class SemComGymEnv(gym.Env):
         self.flatten = flatten
         self.observation_space, self.action_space = _spaces(self.env, flatten)
         self._reset = jax.jit(self.env.reset)
-        self._step = jax.jit(self.env.step)
+        self._step = jax.jit(self.env.step_env)  # Gymnasium resets on the caller's reset()
         self._state = None
         self._mask = None
+        self._ended = False
+        self._warned_ended = False
         self._warner = _InvalidActionWarner()
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         super().reset(seed=seed)
         obs, self._state = self._reset(_key_from(self.np_random), self.params)
+        self._ended = False
         out, self._mask = _to_numpy(obs, self.flatten)
         return out, ({"action_mask": self._mask} if self.flatten else {})
 
@@ -155,6 +160,14 @@ class SemComGymEnv(gym.Env):
         if self._state is None:
             raise RuntimeError("call reset() before step()")
         a = _check_action(action, self.env.num_actions)
+        if self._ended:
+            if self.strict:
+                raise RuntimeError("the episode has ended (terminated=True was returned): call "
+                                   "reset() before step()")
+            if not self._warned_ended:
+                self._warned_ended = True
+                warnings.warn("step() after the episode ended: nothing changes and the reward "
+                              "is 0 until reset() is called", RuntimeWarning, stacklevel=2)
         if self.strict and not self._mask[a]:
             raise ValueError(f"action {a} is not legal now (mask is {self._mask.tolist()})")
         obs, self._state, reward, done, info = self._step(
@@ -164,6 +177,7 @@ class SemComGymEnv(gym.Env):
         self._warner(info["invalid_action"])
         if self.flatten:
             info["action_mask"] = self._mask
+        self._ended = bool(done)
         return out, float(reward), bool(done), False, info
 
     def action_masks(self) -> np.ndarray:
@@ -193,7 +207,7 @@ class SemComVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._reset = jax.jit(lambda k, p: jax.vmap(self.env.reset, (0, None))(
             jax.random.split(k, num_envs), p))
-        self._step = jax.jit(lambda k, s, a, p: jax.vmap(self.env.step, (0, 0, 0, None))(
+        self._step = jax.jit(lambda k, s, a, p: jax.vmap(self.env.step_env, (0, 0, 0, None))(
             jax.random.split(k, num_envs), s, a, p))
         self._state = None
         self._rng = np.random.default_rng()

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from semcom_jax.env.environment import SemComEnv
-from semcom_jax.env.types import EnvState, Instance, Observation
+from semcom_jax.env.types import EnvState, Instance
 from semcom_jax.physics.params import validate_sizes
 from semcom_jax.physics.params import EnvParams
 
@@ -46,6 +46,7 @@ class PaddedState(EnvState):
 
 def padded_params(params: EnvParams, active_users: int, active_rbs: int) -> PaddedParams:
     fields = {k: getattr(params, k) for k in EnvParams.__dataclass_fields__}
+    fields["max_steps_in_episode"] = 0  # the padded env's own length: its check fills it in
     return PaddedParams(**fields, active_users=active_users, active_rbs=active_rbs)
 
 
@@ -77,7 +78,8 @@ class PaddedSemComEnv(SemComEnv):
 
     @property
     def default_params(self) -> PaddedParams:
-        return padded_params(super().default_params, self.num_users, self.num_rbs)
+        return padded_params(super().default_params, self.num_users, self.num_rbs).replace(
+            max_steps_in_episode=self.num_users)
 
     def make_params(self, overrides=None) -> PaddedParams:
         base = EnvParams.from_dict(overrides or {}, base=super().default_params)
@@ -94,14 +96,8 @@ class PaddedSemComEnv(SemComEnv):
     def active_sizes(self, state: PaddedState):
         return state.active_users, state.active_rbs
 
-    def reset(self, key, params=None) -> tuple[Observation, PaddedState]:
-        params = self.default_params if params is None else params
-        state = self.reset_state(key, params)
-        return self.observation(state, params), state
-
-    def reset_to(self, instance: Instance, params) -> tuple[Observation, PaddedState]:
-        state = self._sized_state(instance, params.active_users, params.active_rbs)
-        return self.observation(state, params), state
+    def start_state(self, instance: Instance, params) -> PaddedState:
+        return self._sized_state(instance, params.active_users, params.active_rbs)
 
     def reset_state(self, key, params) -> PaddedState:
         return self._sized_state(self.generator(key, params), params.active_users,

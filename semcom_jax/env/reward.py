@@ -1,8 +1,9 @@
 """Eq. (11): each user's term, how a task score is obtained, and when the reward is paid.
 
 A user's term is ``task_score - lamD 1{delay > D} - lamE 1{energy > E}``. An unserved user
-(the "no RB" action, or an invalid action) scores the table's chance-level score and counts as a
-delay violation; it spends no energy, so it never counts as an energy violation.
+(the "no RB" action) scores the table's chance-level score and counts as a delay violation; it
+spends no energy, so it never counts as an energy violation. An invalid action leaves its user
+unserved too, but pays :func:`invalid_term`, the worst term there is.
 Because RBs are orthogonal, each user's term depends only on that user's own choice, so the
 episode return is the same whether it is paid at the end (``TerminalReward``, the paper) or user
 by user (``DenseReward``).
@@ -27,6 +28,15 @@ def user_term(score, delay_s, energy_j, params):
 
 def unserved_term(chance_score, params):
     return chance_score - params.lam_delay
+
+
+def invalid_term(lowest_score, chance_score, params):
+    """An invalid action's term: the worst term any user can get (the lowest score the table
+    gives with both budgets violated, or the unserved term if that is lower), minus
+    ``params.invalid_action_penalty``. Never above "no RB"'s term."""
+    worst_served = lowest_score - params.lam_delay - params.lam_energy
+    return (jnp.minimum(worst_served, unserved_term(chance_score, params))
+            - params.invalid_action_penalty)
 
 
 class TableScore:

@@ -34,6 +34,11 @@ class EnvState:
     rb: jnp.ndarray  # (U,) int32, chosen RB, -1 while undecided or unserved
     user_reward: jnp.ndarray  # (U,) float32, each decided user's term of eq. (11)
 
+    @property
+    def time(self) -> jnp.ndarray:
+        """gymnax's step counter: the steps taken in this episode (= ``step``)."""
+        return self.step
+
 
 @struct.dataclass
 class Observation:

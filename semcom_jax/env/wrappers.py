@@ -1,11 +1,14 @@
-"""Auto-reset for a single env and for a synchronised batch.
+"""A synchronised batch with auto-reset, and episode statistics.
 
 Every episode lasts exactly ``U`` steps, so a batch of envs reset together stays in lock-step
 forever. :class:`VecEnv` exploits this: it keeps one *shared* episode clock (a scalar that stays
 unbatched even when the whole thing is ``vmap``-ed over seeds) and resets the batch under a
 ``lax.cond`` on that clock, so fresh episodes are drawn once every ``U`` steps instead of at every
-step, as a generic per-env auto-reset (:class:`AutoResetEnv`) must do under ``vmap`` (there
-``lax.cond`` on a batched predicate turns into a select that evaluates both branches).
+step, as the env's own per-env auto-reset (``SemComEnv.step``, gymnax's) must do under ``vmap``
+(there ``lax.cond`` on a batched predicate turns into a select that evaluates both branches).
+
+The wrappers forward the gymnax surface by name (no ``__getattr__``), so they copy, deep-copy
+and pickle like any object; the env they wrap is ``.env``.
 """
 
 from __future__ import annotations
@@ -23,28 +26,6 @@ from semcom_jax.physics.params import EnvParams
 
 def _select(pred, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-class AutoResetEnv:
-    """Single-env auto-reset: when an episode ends, the returned obs/state start a new one.
-
-    Simple and composable with any ``vmap``, at the cost of drawing a reset every step."""
-
-    def __init__(self, env: SemComEnv):
-        self.env = env
-
-    def __getattr__(self, name):  # num_actions, spaces, default_params, ... of the env
-        return getattr(self.env, name)
-
-    def reset(self, key, params: Optional[EnvParams] = None):
-        return self.env.reset(key, params)
-
-    def step(self, key, state: EnvState, action, params: Optional[EnvParams] = None):
-        k_step, k_reset = jax.random.split(key)
-        obs, new_state, reward, done, info = self.env.step(k_step, state, action, params)
-        obs_r, state_r = self.env.reset(k_reset, params)
-        obs, new_state = _select(done, (obs_r, state_r), (obs, new_state))
-        return obs, new_state, reward, done, info
 
 
 @struct.dataclass
@@ -82,7 +63,7 @@ class VecEnv:
                 jax.random.split(k_reset, self.num_envs)),
             lambda: states,
         )
-        obs = jax.vmap(self.env.observation, (0, None))(states, params)
+        obs = jax.vmap(self.env.get_obs, (0, None))(states, params)
         clock = jnp.where(episode_over, 0, vstate.clock + 1).astype(jnp.int32)
         return obs, VecState(env_state=states, clock=clock), reward, done, info
 
@@ -99,14 +80,31 @@ class LogState:
 class LogWrapper:
     """Episode statistics in ``info`` (PureJaxRL's ``LogWrapper`` convention):
     ``returned_episode_returns`` / ``returned_episode_lengths`` (the last finished episode's)
-    and ``returned_episode`` (True on the step that finishes one). Wrap an auto-resetting env
-    (``LogWrapper(AutoResetEnv(env))``) so that episodes follow one another."""
+    and ``returned_episode`` (True on the step that finishes one). Wraps any env whose ``step``
+    auto-resets and returns five values (``done``) or six (``terminated, truncated``); it returns
+    as many as the env does."""
 
     def __init__(self, env):
         self.env = env
 
-    def __getattr__(self, name):
-        return getattr(self.env, name)
+    # The gymnax surface, forwarded by name.
+    @property
+    def default_params(self):
+        return self.env.default_params
+
+    @property
+    def num_actions(self) -> int:
+        return self.env.num_actions
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    def action_space(self, params=None):
+        return self.env.action_space(params)
+
+    def observation_space(self, params=None):
+        return self.env.observation_space(params)
 
     def reset(self, key, params: Optional[EnvParams] = None):
         obs, env_state = self.env.reset(key, params)
@@ -114,7 +112,9 @@ class LogWrapper:
         return obs, LogState(env_state, zero_f, zero_i, zero_f, zero_i)
 
     def step(self, key, state: LogState, action, params: Optional[EnvParams] = None):
-        obs, env_state, reward, done, info = self.env.step(key, state.env_state, action, params)
+        out = self.env.step(key, state.env_state, action, params)
+        obs, env_state, reward, info = out[0], out[1], out[2], out[-1]
+        done = out[3] if len(out) == 5 else jnp.logical_or(out[3], out[4])
         ret = state.episode_return + reward
         length = state.episode_length + 1
         new = LogState(
@@ -128,4 +128,4 @@ class LogWrapper:
         )
         info = dict(info, returned_episode_returns=new.returned_episode_return,
                     returned_episode_lengths=new.returned_episode_length, returned_episode=done)
-        return obs, new, reward, done, info
+        return (obs, new, *out[2:-1], info)

@@ -61,6 +61,13 @@ class EnvParams:
     # --- encoders, one entry per CLIP model, shape (K,) ---
     encoder_compute: tuple = (1.0, 3.96, 18.4)  # D^M_k, vision-tower GFLOPs / 4.4
     encoder_feature_bits: tuple = (512 * 32.0, 512 * 32.0, 768 * 32.0)  # D^O_k, fp32 embedding
+    # --- the RL interface (ours); static: part of the compiled program, not a leaf, so params
+    # saved before they existed still restore, and gymnax clients may read them as Python ints.
+    # How far below the worst user term of eq. (11) an invalid action's term lies (>= 0).
+    invalid_action_penalty: float = struct.field(pytree_node=False, default=0.0)
+    # gymnax's episode length, always U here (each user is decided once); 0 until an env fills
+    # it in (``SemComEnv.default_params`` and ``check_params`` do).
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=0)
 
     @property
     def num_encoders(self) -> int:
@@ -70,7 +77,10 @@ class EnvParams:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = [float(x) for x in v] if isinstance(v, tuple) else float(v)
+            if isinstance(v, tuple):
+                out[f.name] = [float(x) for x in v]
+            else:
+                out[f.name] = int(v) if f.name in _INT_FIELDS else float(v)
         return out
 
     def to_json(self) -> str:
@@ -94,6 +104,11 @@ class EnvParams:
                         raise ValueError(f"parameter {name!r} must be a list of numbers, "
                                          f"got {_short(value)}")
                     kwargs[name] = tuple(float(x) for x in value)
+                elif name in _INT_FIELDS:
+                    if not _is_number(value) or not float(value).is_integer():
+                        raise ValueError(f"parameter {name!r} must be a whole number, "
+                                         f"got {_short(value)}")
+                    kwargs[name] = int(value)
                 else:
                     if not _is_number(value):
                         raise ValueError(f"parameter {name!r} must be a number, got {_short(value)}")
@@ -115,6 +130,7 @@ class EnvParams:
 
 
 _TUPLE_FIELDS = ("encoder_compute", "encoder_feature_bits")
+_INT_FIELDS = ("max_steps_in_episode",)
 
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal; XLA's CPU flushes smaller to 0
@@ -129,7 +145,7 @@ _POSITIVE = (
     "user_freq_lo_hz", "user_freq_hi_hz", "user_cycles_lo_per_bit", "user_cycles_hi_per_bit",
     "decoder_size", "pathloss_exp",
 )
-_NON_NEGATIVE = ("lam_delay", "lam_energy", "zeta_bs", "zeta_user")
+_NON_NEGATIVE = ("lam_delay", "lam_energy", "zeta_bs", "zeta_user", "invalid_action_penalty")
 _RANGES = (
     ("interference_lo_w", "interference_hi_w"),
     ("bs_freq_lo_hz", "bs_freq_hi_hz"),
@@ -201,7 +217,11 @@ def validate_params(params: EnvParams, num_encoders: int | None = None) -> EnvPa
             if not math.isfinite(v) or v <= 0 or not F32_TINY <= v <= F32_MAX:
                 raise ValueError(f"parameter {name!r}[{i}] must be > 0 and within float32's "
                                  f"range ({F32_TINY:.3g}..{F32_MAX:.3g}), got {v}")
-    for name in ("lam_delay", "lam_energy"):
+    steps = params.max_steps_in_episode
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"parameter 'max_steps_in_episode' must be a whole number >= 0 (0: the "
+                         f"env's number of users), got {steps!r}")
+    for name in ("lam_delay", "lam_energy", "invalid_action_penalty"):
         if float(getattr(params, name)) > MAX_PENALTY:
             raise ValueError(f"parameter {name!r} must be <= {MAX_PENALTY:g} (rewards are summed "
                              f"over users in float32), got {getattr(params, name)}")
@@ -247,4 +267,6 @@ PROVENANCE = {
     "zeta_user": "ours",
     "encoder_compute": "ours, CLIP vision-tower GFLOPs / 4.4",
     "encoder_feature_bits": "CLIP embedding widths x 32 bits",
+    "invalid_action_penalty": "ours (0: an invalid action pays the worst user term)",
+    "max_steps_in_episode": "gymnax's field; always U",
 }
