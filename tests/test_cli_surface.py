@@ -143,3 +143,37 @@ def test_compile_cache_refuses_a_file(tmp_path, capsys):
     f.write_text("x")
     assert cli(["train", "--no-progress", "--compile-cache", str(f)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _all_actions(parser, name="semcom-jax"):
+    import argparse
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for verb, sub in a.choices.items():
+                yield from _all_actions(sub, f"{name} {verb}")
+        elif not isinstance(a, argparse._HelpAction):
+            yield name, a
+
+
+def test_every_flag_of_every_verb_has_a_help_text():
+    from semcom_jax.cli.main import _parser
+    missing = [f"{name} {a.option_strings or a.dest}" for name, a in _all_actions(_parser())
+               if not a.help]
+    assert not missing, missing
+
+
+def test_the_default_budget_is_a_whole_number_of_updates():
+    cfg = TrainConfig()
+    assert cfg.num_updates * cfg.steps_per_update == cfg.total_env_steps
+
+
+def test_train_errors_name_the_flag_typed_and_refuse_a_budget_of_too_few_updates(capsys):
+    assert cli(["train", "--users", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--users must be >= 1" in err and "num_users" not in err
+    assert cli(["train", "--set", "num_users=0"]) == 2  # typed as a config key: named as one
+    assert "config key 'num_users'" in capsys.readouterr().err
+    assert cli(["train", "--network", "set", "--train-users", "5", "50", "--train-rbs", "5",
+                "100", "--users", "50", "--rbs", "100", "--total-steps", "200000"]) == 2
+    err = capsys.readouterr().err
+    assert "--total-steps 200,000 is 1 update(s)" in err and "512,000" in err

@@ -171,7 +171,7 @@ def test_shared_experiments_are_one_per_config():
     (["--set", "learning_rate=0.1"], "learning_rate"),
     (["--set", "num_envs=\"many\""], "num_envs"),
     (["--set", "gamma=1.5"], "gamma"),
-    (["--num-envs", "0"], "num_envs"),
+    (["--num-envs", "0"], "--num-envs must be >= 1"),  # the flag typed
     (["--set", "env_params={\"tx_power_w\": -1}"], "tx_power_w"),
     (["--config", "/nonexistent.json"], "does not exist"),
 ])

@@ -216,14 +216,14 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
         (["train", *out, str(tmp_path / "r1"), "--set", "noequals"], "--set"),
         (["train", *out, str(tmp_path / "r2"), "--set", "nokey=1"], "nokey"),
         (["train", *out, str(tmp_path / "r3"), "--devices", "3"], "devices"),
-        (["train", *out, str(tmp_path / "r4"), "--users", "0"], "num_users"),
+        (["train", *out, str(tmp_path / "r4"), "--users", "0"], "--users must be >= 1"),
         (["train", "--resume", str(tmp_path / "nothing")], "no config.json"),
         (["train", "--resume", str(tmp_path), "--users", "7"], "--users"),
         (["train", "--resume", str(tmp_path), "--config", "x.yaml"], "--config"),
         (["eval", str(tmp_path / "nothing")], "no config.json"),
         (["plot", str(tmp_path)], "no metrics"),
         (["baselines", "--episodes", "0"], "--episodes"),
-        (["baselines", "--users", "0"], "num_users"),
+        (["baselines", "--users", "0"], "--users must be >= 1"),
         (["baselines", "--table", str(a_file)], "a_file"),
     ]
     for argv, culprit in cases:

@@ -265,7 +265,7 @@ def test_zero_shot_eval_at_a_size_never_trained_on(tmp_path, capsys):
 
     run = str(tmp_path / "run")
     assert main(["train", "--network", "set", "--train-users", "2", "4", "--train-rbs", "2", "6",
-                 "--users", "3", "--rbs", "5", "--num-envs", "16", "--total-steps", "256",
+                 "--users", "3", "--rbs", "5", "--num-envs", "16", "--total-steps", "640",
                  "--chunk-updates", "2", "--eval-episodes", "8", "--reward", "dense",
                  "--set", "ceiling_draws=0", "--no-progress", "--out", run]) == 0
     capsys.readouterr()

@@ -1,7 +1,7 @@
 """``semcom-jax tables clip``: a classification table from real CLIP checkpoints (Flax).
 
 For each checkpoint: image features of every labelled image and text features of the prompts
-"an image of a {label}" with ``FlaxCLIPModel`` (jitted, fixed-size batches), then the SPEC's
+"an image of a {label}" with ``FlaxCLIPModel`` (jitted, fixed-size batches), then the
 feature channel over the SNR grid with ``draws`` noise draws per image and SNR: accuracy and mean
 ``log p(true class)`` of zero-shot classification (eq. 1). The table stores the feature set too,
 so the env's ``features`` score mode corrupts real CLIP features in-graph. ``DM_k`` (metadata
@@ -35,7 +35,10 @@ B32_MACS = 4.4e9
 
 
 def check_names(checkpoints, names) -> list:
-    names = list(names) if names else (list(DEFAULT_NAMES) if len(checkpoints) == 3 else
+    # The paper's names only for the paper's checkpoints; any other model is named by its
+    # folder or hub name, so a test model is never labelled as a real CLIP.
+    default = [str(c) for c in checkpoints] == [str(c) for c in DEFAULT_CHECKPOINTS]
+    names = list(names) if names else (list(DEFAULT_NAMES) if default else
                                        [str(c).rstrip("/").split("/")[-1] for c in checkpoints])
     if len(names) != len(checkpoints):
         raise ValueError(f"{len(checkpoints)} checkpoints but {len(names)} encoder names: give "
@@ -151,7 +154,7 @@ def assemble(out, data: LabelledImages, names, checkpoints, grid, draws, results
         "chance_score": math.log(1.0 / data.num_classes),
         "source": "measured",
         "how": (f"FlaxCLIPModel image features and '{PROMPT}' text features; zero-shot "
-                f"classification of features through the SPEC feature channel, {draws} noise "
+                f"classification of features through the feature channel of docs/model.md, {draws} noise "
                 "draws per image and SNR; score = mean log p(true), accuracy = top-1."),
         "accuracy_at_highest_snr": clean_acc,
         "command": "semcom-jax tables clip " + " ".join(sys.argv[3:]),

@@ -51,7 +51,7 @@ def load_clip(name: str):
 
 def vision_macs(vision_config) -> float:
     """Multiply-accumulates of one image through a ViT vision tower (patch embedding, attention
-    and MLP of every layer). ViT-B/32 at 224 px gives 4.4e9, the SPEC's unit of ``DM_k``."""
+    and MLP of every layer). ViT-B/32 at 224 px gives 4.4e9, the unit of ``DM_k``."""
     c = vision_config
     tokens = (c.image_size // c.patch_size) ** 2 + 1
     d, m = c.hidden_size, c.intermediate_size

@@ -1,7 +1,7 @@
 """``semcom-jax tables regen``: a regeneration table from CLIP and Flax Stable Diffusion.
 
 For each CLIP checkpoint (encoder ``k``) and SNR on the grid: the source image's CLIP image
-feature goes through the SPEC's feature channel; the noisy feature conditions Stable Diffusion
+feature goes through the feature channel (docs/model.md); the noisy feature conditions Stable Diffusion
 as in image-variation models (the feature, projected to the UNet's cross-attention width, is a
 one-token ``encoder_hidden_states``); DDIM sampling from Gaussian latents (classifier-free
 guidance against an all-zero condition), VAE decoding; the score is the cosine similarity of the

@@ -1,4 +1,4 @@
-"""The SPEC's feature channel applied to a set of CLIP features: mean ``log p(true class)`` and
+"""The feature channel of docs/model.md applied to a set of CLIP features: mean ``log p(true class)`` and
 accuracy of zero-shot classification over noise draws (pure JAX; shared by every builder)."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ its embedding width and image features ``normalise(mu_k * t_y + z)``, ``z ~ N(0,
 margin ``mu_k`` is calibrated by bisection so that the noise-free zero-shot accuracy of the stored
 features equals the published CIFAR-10 zero-shot accuracy of the real encoder (CLIP paper,
 Table 11). Scores on the SNR grid are then measured by sending the stored features through the
-SPEC's feature channel with the same in-graph functions the env uses in ``features`` mode.
+feature channel of docs/model.md, with the same in-graph functions the env uses in ``features`` mode.
 
 Rebuild with ``python -m semcom_jax.builders.synthetic [--out PATH]``.
 """
@@ -103,7 +103,7 @@ def build(out: str, seed: int = 0, images_per_class: int = 50, noise_draws: int 
             "features normalise(mu_k t_y + z), z ~ N(0, I/d_k), mu_k calibrated so that the "
             "noise-free zero-shot accuracy equals CLIP's published CIFAR-10 zero-shot accuracy "
             "(Radford et al. 2021, Table 11). Scores: mean log p(true) and accuracy over "
-            f"{noise_draws} draws of the SPEC feature channel per image and SNR, logit scale "
+            f"{noise_draws} draws of the feature channel of docs/model.md per image and SNR, logit scale "
             f"{LOGIT_SCALE}. Build measured tables from real checkpoints with the 'tables' extra."
         ),
         "target_clean_accuracy": [TARGET_ACCURACY[nm] for nm in ENCODER_NAMES],

@@ -5,7 +5,7 @@ table builders load them through the same ``from_pretrained`` calls that users r
 and Stable Diffusion; the tests, the build-time benchmark and an offline demo use them. Their
 *numbers* mean nothing (random weights): they test the pipeline, not CLIP.
 
-    semcom-jax tables tiny-models --out /tmp/tiny    # clip-0/ clip-1/ clip-2/ sd/
+    semcom-jax tables tiny-models --out /tmp/tiny    # tiny-test-clip-0/ 1/ 2/, tiny-test-sd/
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def make_sd(folder: str, cross_attention_dim: int = 16, seed: int = 0) -> str:
 
 
 def make_all(out: str, seed: int = 0) -> dict:
-    clips = [make_clip(os.path.join(out, f"clip-{i}"), seed=seed + i, **kw)
+    # Folder names say what these are: tables built from them are named after their folders.
+    clips = [make_clip(os.path.join(out, f"tiny-test-clip-{i}"), seed=seed + i, **kw)
              for i, kw in enumerate(TINY_CLIPS)]
-    return {"clip": clips, "sd": make_sd(os.path.join(out, "sd"), seed=seed)}
+    return {"clip": clips, "sd": make_sd(os.path.join(out, "tiny-test-sd"), seed=seed)}

@@ -22,6 +22,17 @@ _TRAIN_FLAGS = {
 }
 
 
+# A budget that rounds to fewer updates than this is refused: PPO's learning-rate schedule and
+# the evaluations need a few updates to mean anything.
+MIN_UPDATES = 5
+
+
+def _default(key: str, algo: str = "ppo"):
+    from semcom_jax.agents.config import TrainConfig
+
+    return getattr(TrainConfig.for_algo(algo), key)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="semcom-jax",
@@ -32,37 +43,58 @@ def _parser() -> argparse.ArgumentParser:
                    help="show the traceback of an error instead of its one-line message")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="VERB", title="verbs")
 
-    t = sub.add_parser("train", help="train an agent (the main job); defaults from SPEC")
+    t = sub.add_parser("train", help="train an agent (the main job); defaults from docs/model.md")
     t.add_argument("--config", help="JSON or YAML file of TrainConfig keys (flags override it)")
     t.add_argument("--out", help="run folder (default runs/<algo>-U<U>-Q<Q>-<obs>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
-    t.add_argument("--users", type=int)
-    t.add_argument("--rbs", type=int)
-    t.add_argument("--obs", choices=("paper", "full"))
-    t.add_argument("--reward", choices=("terminal", "dense"))
-    t.add_argument("--score", choices=("table", "features"))
+    t.add_argument("--users", type=int, metavar="U",
+                   help=f"users per episode, the size trained and evaluated at "
+                        f"(default {_default('num_users')})")
+    t.add_argument("--rbs", type=int, metavar="Q",
+                   help=f"resource blocks (default {_default('num_rbs')})")
+    t.add_argument("--obs", choices=("paper", "full"),
+                   help="observation: paper (the paper's state) or full (everything the exact "
+                        f"optimum uses) (default {_default('obs_mode')})")
+    t.add_argument("--reward", choices=("terminal", "dense"),
+                   help="eq. 11 paid at the last step (terminal, the paper's) or user by user "
+                        f"(dense); same episode return (default {_default('reward')})")
+    t.add_argument("--score", choices=("table", "features"),
+                   help="task score: the table's expected score at the SINR (table) or a real "
+                        "feature sent through the feature channel and classified (features) "
+                        f"(default {_default('score')})")
     t.add_argument("--table", help="table file, or a shipped table by name: synthetic (the "
                    "default), fashion-mnist (measured from encoders trained here)")
     t.add_argument("--algo", choices=("ppo", "sac", "dqn"),
                    help="ppo (default), sac or dqn; each has its own defaults (TrainConfig.for_algo)")
-    t.add_argument("--objective", choices=("clip", "kl"))
+    t.add_argument("--objective", choices=("clip", "kl"),
+                   help="PPO's objective: clip, or kl (the paper's adaptive KL penalty) "
+                        f"(default {_default('objective')})")
     t.add_argument("--network", choices=("per_rb", "set", "mlp"),
-                   help="policy network; 'set' is size-free (any U, Q)")
+                   help="policy network; 'set' is size-free (any U, Q) "
+                        f"(default {_default('network')})")
     t.add_argument("--train-users", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: U drawn per episode (network 'set')")
     t.add_argument("--train-rbs", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: Q drawn per episode (network 'set')")
-    t.add_argument("--num-envs", type=int)
-    t.add_argument("--total-steps", type=int)
-    t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--lr", type=float)
+    t.add_argument("--num-envs", type=int, metavar="N",
+                   help=f"parallel environments (default {_default('num_envs')}; sac, dqn: "
+                        f"{_default('num_envs', 'sac')})")
+    t.add_argument("--total-steps", type=int, metavar="STEPS",
+                   help="training budget in env steps, rounded down to whole updates; at least "
+                        f"{MIN_UPDATES} updates (default {_default('total_env_steps'):,})")
+    t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap "
+                                             f"(default {_default('num_seeds')})")
+    t.add_argument("--seed", type=int, help=f"first seed (default {_default('seed')})")
+    t.add_argument("--lr", type=float, help=f"learning rate (default {_default('lr')}; sac, dqn: "
+                                            f"{_default('lr', 'sac')})")
     t.add_argument("--chunk-updates", type=int,
                    help="updates between evaluations/checkpoints (default 0 = auto, ~20 per run)")
     t.add_argument("--eval-every", type=int, metavar="STEPS",
                    help="evaluate (and checkpoint) every STEPS env steps, rounded to whole "
                         "updates (sets chunk_updates)")
-    t.add_argument("--eval-episodes", type=int)
+    t.add_argument("--eval-episodes", type=int, metavar="N",
+                   help="held-out episodes of each evaluation "
+                        f"(default {_default('eval_episodes')})")
     t.add_argument("--devices", type=int,
                    help="devices to split the env batch over (default 0 = all local devices)")
     t.add_argument("--distributed", action="store_true",
@@ -76,43 +108,48 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="any other config key, e.g. --set ent_coef=0.003 "
                         "--set 'env_params={\"tx_power_w\": 0.5}'")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--compile-cache", metavar="DIR",
                    help="keep compiled programs in DIR (JAX's persistent compilation cache): a "
                         "later run of the same configuration starts without compiling")
 
     e = sub.add_parser("eval", help="evaluate a run's last checkpoint against the baselines")
-    e.add_argument("run")
+    e.add_argument("run", help="the run folder")
     e.add_argument("--users", type=int, help="evaluate at this U (size-free network 'set' only)")
     e.add_argument("--rbs", type=int, help="evaluate at this Q (size-free network 'set' only)")
     e.add_argument("--episodes", type=int, help="held-out episodes (default: the run's)")
     pl = sub.add_parser("plot", help="(re)draw a run's plots")
-    pl.add_argument("run")
+    pl.add_argument("run", help="the run folder")
 
     b = sub.add_parser("baselines", help="baselines and exact optimum on held-out episodes")
-    b.add_argument("--users", type=int, default=5)
-    b.add_argument("--rbs", type=int, default=10)
-    b.add_argument("--episodes", type=int, default=1024)
-    b.add_argument("--seed", type=int, default=12345)
-    b.add_argument("--table")
+    b.add_argument("--users", type=int, default=5, help="users U (default %(default)s)")
+    b.add_argument("--rbs", type=int, default=10, help="resource blocks Q (default %(default)s)")
+    b.add_argument("--episodes", type=int, default=1024,
+                   help="held-out episodes (default %(default)s)")
+    b.add_argument("--seed", type=int, default=12345,
+                   help="seed of the held-out episodes (default %(default)s)")
+    b.add_argument("--table", help="table file or shipped table name (default: synthetic)")
     b.add_argument("--obs", choices=("paper", "full"), default="paper",
                    help="observation whose ceiling is reported (paper: the best policy that "
                         "observation allows, by Monte Carlo; full: the optimum)")
-    b.add_argument("--ceiling-draws", type=int, default=256)
+    b.add_argument("--ceiling-draws", type=int, default=256,
+                   help="Monte-Carlo draws per episode for the paper ceiling "
+                        "(default %(default)s)")
 
     sub.add_parser("bench", help="quick throughput and memory figures of this machine (~2 min)")
     la = sub.add_parser("launch", help="run a training command as N local processes of one "
                                        "multi-process JAX run (semcom-jax launch --processes 2 "
                                        "-- train ...)")
-    la.add_argument("--processes", type=int, required=True)
+    la.add_argument("--processes", type=int, required=True,
+                    help="number of local processes to start")
     la.add_argument("command", nargs=argparse.REMAINDER,
                     help="-- train [options]: the command every process runs")
 
     tb = sub.add_parser("tables", help="build task tables")
     tsub = tb.add_subparsers(dest="kind", required=True)
     syn = tsub.add_parser("synthetic", help="the calibrated synthetic table (the embedded default)")
-    syn.add_argument("--out", required=True)
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--out", required=True, help="table file to write (.npz)")
+    syn.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     for kind, text in (("clip", "classification table from CLIP checkpoints (Flax)"),
                        ("regen", "regeneration table from CLIP + Flax Stable Diffusion")):
         c = tsub.add_parser(kind, help=text + " (needs the 'tables' extra)")
@@ -123,24 +160,32 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--checkpoints", nargs="+", default=None,
                        help="CLIP hub names or local folders (default: OpenAI ViT-B/32, B/16, L/14)")
         c.add_argument("--names", nargs="+", help="encoder names, one per checkpoint")
-        c.add_argument("--batch-size", type=int, default=32 if kind == "clip" else 8)
+        c.add_argument("--batch-size", type=int, default=32 if kind == "clip" else 8,
+                       help="images per model call (default %(default)s)")
         c.add_argument("--resize", type=int, help="resize every image to N x N pixels")
-        c.add_argument("--max-per-class", type=int)
-        c.add_argument("--seed", type=int, default=0)
-        c.add_argument("--no-progress", action="store_true")
+        c.add_argument("--max-per-class", type=int, help="images per class (default: all)")
+        c.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
+        c.add_argument("--no-progress", action="store_true", help="no progress bar")
         if kind == "clip":
-            c.add_argument("--snr-min", type=float, default=-40.0)
-            c.add_argument("--snr-max", type=float, default=40.0)
-            c.add_argument("--snr-step", type=float, default=1.0)
+            c.add_argument("--snr-min", type=float, default=-40.0,
+                           help="lowest SNR of the grid, dB (default %(default)s)")
+            c.add_argument("--snr-max", type=float, default=40.0,
+                           help="highest SNR of the grid, dB (default %(default)s)")
+            c.add_argument("--snr-step", type=float, default=1.0,
+                           help="grid step, dB (default %(default)s)")
             c.add_argument("--draws", type=int, default=16, help="noise draws per image and SNR")
         else:
             c.add_argument("--sd", required=True,
                            help="Stable Diffusion folder (unet/, vae/, scheduler/; Flax weights)")
             c.add_argument("--judge", help="CLIP checkpoint that scores similarity (default: last)")
-            c.add_argument("--snr-db", type=float, nargs="+", default=None)
-            c.add_argument("--steps", type=int, default=25, help="DDIM steps")
-            c.add_argument("--guidance", type=float, default=3.0)
-            c.add_argument("--draws", type=int, default=1)
+            c.add_argument("--snr-db", type=float, nargs="+", default=None,
+                           help="SNR grid in dB (default: a coarse grid from -20 to 30 dB)")
+            c.add_argument("--steps", type=int, default=25,
+                           help="DDIM steps (default %(default)s)")
+            c.add_argument("--guidance", type=float, default=3.0,
+                           help="classifier-free guidance scale (default %(default)s)")
+            c.add_argument("--draws", type=int, default=1,
+                           help="noise draws per image and SNR (default %(default)s)")
             c.add_argument("--grid", help="PNG of source and regenerated images (Fig. 3)")
     te = tsub.add_parser("train-encoders",
                          help="train three small CLIP-style encoders on real images here and "
@@ -158,20 +203,23 @@ def _parser() -> argparse.ArgumentParser:
                          "one more term of the loss)")
     te.add_argument("--receiver", choices=("cosine", "nam"), default="cosine",
                     help="whose figures are the table's scores (nam: score='table' only)")
-    te.add_argument("--epochs", type=int, default=6)
+    te.add_argument("--epochs", type=int, default=6, help="training epochs (default %(default)s)")
     te.add_argument("--train-per-class", type=int, help="training images per class (default all)")
     te.add_argument("--features-per-class", type=int, default=100,
                     help="test features per class kept as the table's feature set")
-    te.add_argument("--snr-min", type=float, default=-30.0)
-    te.add_argument("--snr-max", type=float, default=40.0)
-    te.add_argument("--snr-step", type=float, default=1.0)
-    te.add_argument("--draws", type=int, default=4, help="noise draws per image and SNR")
-    te.add_argument("--seed", type=int, default=0)
-    te.add_argument("--no-progress", action="store_true")
+    te.add_argument("--snr-min", type=float, default=-30.0,
+                    help="lowest SNR of the grid, dB (default %(default)s)")
+    te.add_argument("--snr-max", type=float, default=40.0,
+                    help="highest SNR of the grid, dB (default %(default)s)")
+    te.add_argument("--snr-step", type=float, default=1.0, help="grid step, dB (default %(default)s)")
+    te.add_argument("--draws", type=int, default=4,
+                    help="noise draws per image and SNR (default %(default)s)")
+    te.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
+    te.add_argument("--no-progress", action="store_true", help="no progress bar")
     tm = tsub.add_parser("tiny-models", help="tiny random CLIP x3 and Stable Diffusion checkpoints "
                                              "(offline demo and tests of the model builders)")
-    tm.add_argument("--out", required=True)
-    tm.add_argument("--seed", type=int, default=0)
+    tm.add_argument("--out", required=True, help="folder to write the checkpoints to")
+    tm.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     return p
 
 
@@ -186,7 +234,16 @@ def _train_config(args):
         if v is not None:
             data[key] = v
     data.update(parse_set_items(args.set))
-    cfg = TrainConfig.from_dict(data)
+    try:
+        cfg = TrainConfig.from_dict(data)
+    except ValueError as e:
+        raise ValueError(_in_flag_terms(str(e), args)) from None
+    if cfg.num_updates < MIN_UPDATES:
+        raise ValueError(
+            f"--total-steps {cfg.total_env_steps:,} is {cfg.num_updates} update(s) of "
+            f"{cfg.steps_per_update:,} env steps ({cfg.num_envs} envs x {cfg.num_steps} steps); "
+            f"give at least {MIN_UPDATES} updates: --total-steps "
+            f"{MIN_UPDATES * cfg.steps_per_update:,} or more, or fewer --num-envs")
     if args.eval_every is not None:
         if args.chunk_updates is not None:
             raise ValueError("give --eval-every or --chunk-updates, not both")
@@ -198,6 +255,15 @@ def _train_config(args):
                   f"{cfg.steps_per_update:,} env steps = every {chunk * cfg.steps_per_update:,}")
         cfg = dataclasses.replace(cfg, chunk_updates=chunk).validate()
     return cfg
+
+
+def _in_flag_terms(message: str, args) -> str:
+    """A config error in the words the user typed: ``config key 'num_users'`` becomes
+    ``--users`` when the value came from that flag."""
+    for flag, key in _TRAIN_FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            message = message.replace(f"config key {key!r}", f"--{flag.replace('_', '-')}")
+    return message
 
 
 def _budget_note(cfg) -> str:
@@ -307,8 +373,9 @@ def _run(args) -> int:
         from semcom_jax.env.environment import SemComEnv
         from semcom_jax.tables.format import load_table
 
-        if args.episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        for flag in ("users", "rbs", "episodes"):
+            if getattr(args, flag) < 1:
+                raise ValueError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
         if args.ceiling_draws < 2:
             raise ValueError(f"--ceiling-draws must be >= 2, got {args.ceiling_draws}")
         env = SemComEnv(args.users, args.rbs, obs_mode=args.obs,

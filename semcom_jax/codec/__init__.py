@@ -3,7 +3,7 @@
 This world has no model hub, so real CLIP weights cannot be loaded; this package trains a family
 of small CLIP-style image encoders on real labelled images (Fashion-MNIST from Debian's
 ``dataset-fashion-mnist``, or scikit-learn's bundled digits for tests) and measures task tables
-from them through the SPEC's feature channel.
+from them through the feature channel (docs/model.md).
 
 ``data`` (the image sets), ``model`` (ViT image encoders, learned class prompts, MACs),
 ``train`` (contrastive training, plain or channel-robust), ``nam`` (VLM-CSC's SNR-conditioned

@@ -4,7 +4,7 @@ through encoders trained here.
 Per encoder of the family (:data:`semcom_jax.codec.model.FASHION_FAMILY` on 28x28 images,
 ``DIGITS_FAMILY`` on 8x8 ones): contrastive training on the training split (plain or
 channel-robust), optionally a noise attention module on top, then accuracy and mean
-``log p(true)`` of the test split's features sent through the SPEC's feature channel on the SNR
+``log p(true)`` of the test split's features sent through the feature channel (docs/model.md) on the SNR
 grid. ``DM_k`` is the encoder's MACs per image relative to the smallest, ``DO_k`` its feature
 width x 32 bits. The table keeps a class-balanced subset of the test features as its feature set,
 so the env can run ``score="features"`` on it. With a noise attention module (``nam``) the
@@ -180,7 +180,7 @@ def assemble(out, family, train, test, settings, nam_settings, receiver, grid, d
         "how": (f"ViT encoders trained here ({'channel-robust' if settings.robust else 'plain'} "
                 f"contrastive training{', a NAM in the loop' if settings.nam_weight > 0 else ''}, "
                 f"{settings.epochs} epochs); test-split features sent "
-                f"through the SPEC feature channel, {draws} noise draws per image and SNR, "
+                f"through the feature channel of docs/model.md, {draws} noise draws per image and SNR, "
                 f"classified by {'a noise attention module' if receiver == 'nam' else 'cosine'} "
                 "against the learned class prompts; score = mean log p(true), "
                 "accuracy = top-1."),

@@ -1,4 +1,4 @@
-"""Accuracy and mean ``log p(true)`` of a feature set over an SNR grid, through the SPEC's
+"""Accuracy and mean ``log p(true)`` of a feature set over an SNR grid, through the
 feature channel, with CLIP's cosine receiver or with a noise attention module.
 
 The cosine receiver is :func:`semcom_jax.builders.scoring.score_over_grid`, the same function

@@ -1,7 +1,7 @@
 """VLM-CSC's noise attention module (NAM): a receiver that knows the SNR re-weights the received
 feature before classifying it.
 
-The received feature ``r = f + n`` (the SPEC channel) goes through a learnt change of basis
+The received feature ``r = f + n`` (the feature channel of docs/model.md) goes through a learnt change of basis
 (initialised to the identity; the class prompts go through it too, so the classifier compares
 like with like), then is cut into ``chunks`` equal chunks. An
 embedding of the SNR and a descriptor of each chunk (its share of the received energy and its
@@ -87,7 +87,7 @@ def nam_log_probs(module: NoiseAttention, params, received, snr_db, prompts, bas
 
 def nam_loss(key, module: NoiseAttention, params, features, prompts, base_scale, labels,
              snr_lo_db, snr_hi_db):
-    """Cross-entropy of the NAM receiver on ``features`` (B, D) corrupted by the SPEC channel at
+    """Cross-entropy of the NAM receiver on ``features`` (B, D) corrupted by the feature channel at
     an SNR drawn per feature uniformly in [snr_lo_db, snr_hi_db] dB: what the module trains on,
     alone (:func:`train_nam`) or with the encoder (``TrainSettings.nam_weight``)."""
     b, d = features.shape

@@ -3,7 +3,7 @@
 Plain: CLIP's symmetric loss with class prompts as the texts: each image's feature against every
 prompt (cross-entropy to its class) and each prompt against the batch's images (its class's
 images are the positives). Robust (the contrastive-learning semantic-communication paper): the
-SPEC's feature channel at a random SNR is an augmentation; the corrupted feature is pulled toward
+feature channel of docs/model.md at a random SNR is an augmentation; the corrupted feature is pulled toward
 its clean pair, both its class prompt and its own clean image feature, and pushed away from the
 other images' clean features. The corruption is :func:`semcom_jax.tables.corrupt_feature`, the
 very channel the env and every table measure with. With the NAM in the loop (``nam_weight > 0``,

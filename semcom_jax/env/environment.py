@@ -188,7 +188,7 @@ class SemComEnv(gymnax_environment.Environment):
 
     @property
     def default_params(self) -> EnvParams:
-        """SPEC defaults, with the table's encoder costs when its metadata lists them."""
+        """The model's defaults (docs/model.md), with the table's encoder costs when its metadata lists them."""
         costs = self.table.encoder_costs
         params = EnvParams(max_steps_in_episode=self.num_users)
         if costs is None:

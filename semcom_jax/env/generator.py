@@ -1,4 +1,4 @@
-"""Instance generators: draw one episode's randomness (SPEC section 1) from a key."""
+"""Instance generators: draw one episode's randomness (docs/model.md) from a key."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from semcom_jax.physics.params import EnvParams
 
 
 class UniformGenerator:
-    """SPEC section 1's distributions (``instance_from_uniforms``) from random words;
+    """The model's distributions (docs/model.md) (``instance_from_uniforms``) from random words;
     ``num_images`` is the size of the table's feature set (1 when the table has none);
     ``bits``: ``"threefry"`` (``jax.random``, the default) or ``"hash"`` (the keyed counter hash
     of :mod:`semcom_jax.env.bits`, ~5x cheaper per word; same distributions, other episodes)."""

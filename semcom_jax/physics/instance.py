@@ -36,7 +36,7 @@ def _scale(v, lo, hi):
 
 def instance_from_uniforms(params, x_r2, x_theta, x_fade, x_int, x_img, x_fu, x_wu, x_fb, x_wb,
                            image_index) -> Instance:
-    """SPEC section 1's distributions from uniforms in (0, 1): users area-uniform in the annulus
+    """The model's distributions (docs/model.md) from uniforms in (0, 1): users area-uniform in the annulus
     ``d_min <= d <= R``, Rayleigh fading, log-uniform interference, uniform compute and image
     sizes. Per-user arrays (U,): ``x_r2, x_theta, x_fade, x_img, x_fu, x_wu``; per-RB (Q,):
     ``x_int``; scalars: ``x_fb, x_wb``."""

@@ -1,4 +1,4 @@
-"""Physical parameters of the network (SPEC section 2), their validation and JSON form.
+"""Physical parameters of the network (docs/model.md), their validation and JSON form.
 
 Sizes that fix array shapes (users ``U``, resource blocks ``Q``) are *not* here: they are
 constructor arguments of the environment. Everything in :class:`EnvParams` is a physical constant
@@ -88,7 +88,7 @@ class EnvParams:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], base: "EnvParams | None" = None) -> "EnvParams":
-        """Builds validated params from a mapping of overrides on ``base`` (default: the SPEC
+        """Builds validated params from a mapping of overrides on ``base`` (default: the model's
         defaults); unknown keys and wrong types are refused."""
         if not isinstance(d, Mapping):
             raise ValueError(f"parameters must be a mapping of names to values, got {_short(d)}")

@@ -1,7 +1,7 @@
 """Task tables: what each encoder's received feature is worth at each SNR.
 
 ``format`` (file format, containers, validating loader, the embedded default), ``lookup``
-(interpolation on the SNR grid, in-graph) and ``feature_channel`` (the SPEC's noisy feature
+(interpolation on the SNR grid, in-graph) and ``feature_channel`` (the noisy feature
 channel and CLIP zero-shot classification, in-graph). The data file of the default table is
 ``data/default_table.npz``.
 """

@@ -1,4 +1,4 @@
-"""The SPEC's feature channel and CLIP's zero-shot classifier, as pure in-graph functions.
+"""The feature channel of docs/model.md and CLIP's zero-shot classifier, as pure in-graph functions.
 
 The semantic information (a CLIP image feature ``f``) reaches the user as ``f + n``,
 ``n ~ N(0, sigma^2 I)``, ``sigma^2 = mean(f^2) / SINR``: the per-element SNR equals the RB's SINR.
