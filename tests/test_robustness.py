@@ -6,6 +6,9 @@ folder is named or recovered, and a run stopped by a full disk resumes to identi
 import json
 import os
 import shutil
+import subprocess
+import sys
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -389,6 +392,33 @@ def test_damaged_newest_checkpoint_falls_back_and_resumes_identically(finished_r
     assert _strip(runs.read_metrics(str(run))) == _strip(runs.read_metrics(str(finished_run)))
     for a, b in zip(_final_leaves(run), _final_leaves(finished_run)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_the_executable_reports_a_damaged_checkpoint_in_one_line(finished_run, tmp_path):
+    """What a user sees: orbax's reads of the damaged checkpoint, still in flight when it gives
+    up, printed about a hundred tracebacks around the one line that matters."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    newest = max(int(n) for n in os.listdir(run / "checkpoints") if n.isdigit())
+    for root, _, names in os.walk(run / "checkpoints" / str(newest)):
+        if os.path.basename(root) == "d":
+            for n in names:
+                (pathlib.Path(root) / n).write_bytes(b"damaged")
+    exe = [sys.executable, "-c", "import sys; from semcom_jax.cli.main import console; "
+           "sys.exit(console())"]  # the semcom-jax executable's entry point
+    r = subprocess.run(exe + ["eval", str(run)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("semcom-jax: warning: checkpoint"), lines[:5]
+    assert "resuming" not in lines[0] and "using checkpoint" in lines[0]
+    # An edited config.json: the error alone, on one line.
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "num_envs": 16}))
+    r = subprocess.run(exe + ["train", "--resume", str(run), "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "config.json" in lines[0], lines[:5]
 
 
 @pytest.mark.slow

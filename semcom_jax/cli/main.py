@@ -22,8 +22,8 @@ _TRAIN_FLAGS = {
 }
 
 
-# A budget that rounds to fewer updates than this is refused: PPO's learning-rate schedule and
-# the evaluations need a few updates to mean anything.
+# A budget that rounds down to fewer updates than this is refused (a whole number of updates is
+# taken as meant): a size-free run asked for 200,000 steps would silently make one update.
 MIN_UPDATES = 5
 
 
@@ -80,8 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"parallel environments (default {_default('num_envs')}; sac, dqn: "
                         f"{_default('num_envs', 'sac')})")
     t.add_argument("--total-steps", type=int, metavar="STEPS",
-                   help="training budget in env steps, rounded down to whole updates; at least "
-                        f"{MIN_UPDATES} updates (default {_default('total_env_steps'):,})")
+                   help="training budget in env steps, rounded down to whole updates (refused "
+                        f"when that leaves fewer than {MIN_UPDATES}) "
+                        f"(default {_default('total_env_steps'):,})")
     t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap "
                                              f"(default {_default('num_seeds')})")
     t.add_argument("--seed", type=int, help=f"first seed (default {_default('seed')})")
@@ -238,7 +239,8 @@ def _train_config(args):
         cfg = TrainConfig.from_dict(data)
     except ValueError as e:
         raise ValueError(_in_flag_terms(str(e), args)) from None
-    if cfg.num_updates < MIN_UPDATES:
+    rounded = cfg.num_updates * cfg.steps_per_update != cfg.total_env_steps
+    if rounded and cfg.num_updates < MIN_UPDATES:  # an exact small budget is taken as meant
         raise ValueError(
             f"--total-steps {cfg.total_env_steps:,} is {cfg.num_updates} update(s) of "
             f"{cfg.steps_per_update:,} env steps ({cfg.num_envs} envs x {cfg.num_steps} steps); "
@@ -274,6 +276,43 @@ def _budget_note(cfg) -> str:
     return (f"note: total_env_steps {cfg.total_env_steps:,} is not a whole number of updates "
             f"({cfg.num_envs} envs x {cfg.num_steps} steps = {cfg.steps_per_update:,} env steps "
             f"each): running {cfg.num_updates} updates = {ran:,} env steps")
+
+
+def _quiet_checkpoint_reader() -> None:
+    """One line per warning, and no echo of orbax's background reads: when a damaged checkpoint
+    fails to restore, the reads still in flight finish after orbax closed their event loop and
+    each prints a 'RuntimeError: Event loop is closed' traceback (about a hundred per failed
+    restore) around the one-line outcome the user needs."""
+    import threading
+    import warnings
+
+    def closed_loop(exc_type, exc) -> bool:
+        return exc_type is RuntimeError and str(exc) == "Event loop is closed"
+
+    def excepthook(exc_type, exc, tb, _orig=sys.excepthook):
+        if not closed_loop(exc_type, exc):
+            _orig(exc_type, exc, tb)
+
+    def thread_hook(a, _orig=threading.excepthook):
+        if not closed_loop(a.exc_type, a.exc_value):
+            _orig(a)
+
+    def unraisable_hook(u, _orig=sys.unraisablehook):
+        if not closed_loop(u.exc_type, u.exc_value):
+            _orig(u)
+
+    sys.excepthook, threading.excepthook, sys.unraisablehook = (excepthook, thread_hook,
+                                                                 unraisable_hook)
+    warnings.showwarning = lambda message, category, *_, **__: print(
+        f"semcom-jax: warning: {message}", file=sys.stderr)
+
+
+def console() -> int:
+    """The ``semcom-jax`` executable: :func:`main` in a process of its own, whose warnings and
+    stray background tracebacks it may quiet (``--debug`` keeps them)."""
+    if "--debug" not in sys.argv[1:]:
+        _quiet_checkpoint_reader()
+    return main()
 
 
 def main(argv=None) -> int:
@@ -477,4 +516,4 @@ def _tables(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

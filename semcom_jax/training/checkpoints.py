@@ -69,7 +69,8 @@ def restore_latest(mngr: ocp.CheckpointManager, like, where: str = "") -> tuple[
             continue
         for bad, why in failed:
             warnings.warn(f"checkpoint {bad} of {where} cannot be restored ({why[:120]}); "
-                          f"resuming from checkpoint {step}", RuntimeWarning, stacklevel=2)
+                          f"using checkpoint {step}, the newest that can", RuntimeWarning,
+                          stacklevel=2)
             _remove(mngr, bad)
         return int(step), state
     if failed:
