@@ -225,12 +225,13 @@ def test_env_and_wrappers_copy_deepcopy_and_pickle():
 
 
 def test_importing_the_package_does_not_start_jax():
-    """gymnax's import runs JAX computations; the package must stay importable before
-    ``jax.distributed.initialize`` or the compilation cache's set-up, so the env (and gymnax)
-    load only when asked for."""
+    """gymnax's import runs JAX computations; the package and the command line's parser must
+    stay usable before ``jax.distributed.initialize`` or the compilation cache's set-up, so the
+    env (and gymnax) load only when asked for."""
     import subprocess
     import sys
-    code = ("import semcom_jax, semcom_jax.cli\n"
+    code = ("import importlib, semcom_jax, semcom_jax.cli\n"
+            "importlib.import_module('semcom_jax.cli.main')._parser().parse_args(['train'])\n"
             "from jax._src import xla_bridge as xb\n"
             "assert not xb._backends, list(xb._backends)\n"
             "env, _ = semcom_jax.make('SemCom-v0')\n"

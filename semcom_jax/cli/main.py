@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import sys
 import time
 
@@ -27,15 +28,27 @@ _TRAIN_FLAGS = {
 MIN_UPDATES = 5
 
 
-def _default(key: str, algo: str = "ppo"):
-    from semcom_jax.agents.config import TrainConfig
+class _HelpFormatter(argparse.HelpFormatter):
+    """Fills ``{{ppo:KEY}}`` / ``{{sac:KEY}}`` in help texts with TrainConfig's defaults when help is
+    shown, not when the parser is built: the config module imports the env, whose gymnax import
+    starts JAX, which must wait for --compile-cache and --distributed."""
 
-    return getattr(TrainConfig.for_algo(algo), key)
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        if "{" not in text:
+            return text
+        from semcom_jax.agents.config import TrainConfig
+
+        def fill(m):
+            v = getattr(TrainConfig.for_algo(m.group(1)), m.group(2))
+            return f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else str(v)
+
+        return re.sub(r"\{(ppo|sac|dqn):(\w+)\}", fill, text)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="semcom-jax",
+        prog="semcom-jax", formatter_class=_HelpFormatter,
         description="semcom_jax: train and evaluate agents on the CLIP semantic-communication "
                     "downlink, compute baselines, build task tables, measure throughput.",
         epilog="Run 'semcom-jax VERB --help' for a verb's options. The main job: semcom-jax train")
@@ -43,51 +56,52 @@ def _parser() -> argparse.ArgumentParser:
                    help="show the traceback of an error instead of its one-line message")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="VERB", title="verbs")
 
-    t = sub.add_parser("train", help="train an agent (the main job); defaults from docs/model.md")
+    t = sub.add_parser("train", help="train an agent (the main job); defaults from docs/model.md",
+                       formatter_class=_HelpFormatter)
     t.add_argument("--config", help="JSON or YAML file of TrainConfig keys (flags override it)")
     t.add_argument("--out", help="run folder (default runs/<algo>-U<U>-Q<Q>-<obs>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
     t.add_argument("--users", type=int, metavar="U",
                    help=f"users per episode, the size trained and evaluated at "
-                        f"(default {_default('num_users')})")
+                        f"(default {{ppo:num_users}})")
     t.add_argument("--rbs", type=int, metavar="Q",
-                   help=f"resource blocks (default {_default('num_rbs')})")
+                   help=f"resource blocks (default {{ppo:num_rbs}})")
     t.add_argument("--obs", choices=("paper", "full"),
                    help="observation: paper (the paper's state) or full (everything the exact "
-                        f"optimum uses) (default {_default('obs_mode')})")
+                        f"optimum uses) (default {{ppo:obs_mode}})")
     t.add_argument("--reward", choices=("terminal", "dense"),
                    help="eq. 11 paid at the last step (terminal, the paper's) or user by user "
-                        f"(dense); same episode return (default {_default('reward')})")
+                        f"(dense); same episode return (default {{ppo:reward}})")
     t.add_argument("--score", choices=("table", "features"),
                    help="task score: the table's expected score at the SINR (table) or a real "
                         "feature sent through the feature channel and classified (features) "
-                        f"(default {_default('score')})")
+                        f"(default {{ppo:score}})")
     t.add_argument("--table", help="table file, or a shipped table by name: synthetic (the "
                    "default), fashion-mnist (measured from encoders trained here)")
     t.add_argument("--algo", choices=("ppo", "sac", "dqn"),
                    help="ppo (default), sac or dqn; each has its own defaults (TrainConfig.for_algo)")
     t.add_argument("--objective", choices=("clip", "kl"),
                    help="PPO's objective: clip, or kl (the paper's adaptive KL penalty) "
-                        f"(default {_default('objective')})")
+                        f"(default {{ppo:objective}})")
     t.add_argument("--network", choices=("per_rb", "set", "mlp"),
                    help="policy network; 'set' is size-free (any U, Q) "
-                        f"(default {_default('network')})")
+                        f"(default {{ppo:network}})")
     t.add_argument("--train-users", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: U drawn per episode (network 'set')")
     t.add_argument("--train-rbs", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: Q drawn per episode (network 'set')")
     t.add_argument("--num-envs", type=int, metavar="N",
-                   help=f"parallel environments (default {_default('num_envs')}; sac, dqn: "
-                        f"{_default('num_envs', 'sac')})")
+                   help=f"parallel environments (default {{ppo:num_envs}}; sac, dqn: "
+                        f"{{sac:num_envs}})")
     t.add_argument("--total-steps", type=int, metavar="STEPS",
                    help="training budget in env steps, rounded down to whole updates (refused "
                         f"when that leaves fewer than {MIN_UPDATES}) "
-                        f"(default {_default('total_env_steps'):,})")
+                        f"(default {{ppo:total_env_steps}})")
     t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap "
-                                             f"(default {_default('num_seeds')})")
-    t.add_argument("--seed", type=int, help=f"first seed (default {_default('seed')})")
-    t.add_argument("--lr", type=float, help=f"learning rate (default {_default('lr')}; sac, dqn: "
-                                            f"{_default('lr', 'sac')})")
+                                             f"(default {{ppo:num_seeds}})")
+    t.add_argument("--seed", type=int, help=f"first seed (default {{ppo:seed}})")
+    t.add_argument("--lr", type=float, help=f"learning rate (default {{ppo:lr}}; sac, dqn: "
+                                            f"{{sac:lr}})")
     t.add_argument("--chunk-updates", type=int,
                    help="updates between evaluations/checkpoints (default 0 = auto, ~20 per run)")
     t.add_argument("--eval-every", type=int, metavar="STEPS",
@@ -95,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                         "updates (sets chunk_updates)")
     t.add_argument("--eval-episodes", type=int, metavar="N",
                    help="held-out episodes of each evaluation "
-                        f"(default {_default('eval_episodes')})")
+                        f"(default {{ppo:eval_episodes}})")
     t.add_argument("--devices", type=int,
                    help="devices to split the env batch over (default 0 = all local devices)")
     t.add_argument("--distributed", action="store_true",
