@@ -89,3 +89,22 @@ def format_report(report: dict, encoder_names) -> str:
             f"{r.get('unserved_rate', float('nan')):>9.3f}"
             + "".join(f"{s:>10.2f}" for s in r["encoder_share"]))
     return "\n".join(lines)
+
+
+def explain(report: dict, obs_mode: str | None = None) -> str:
+    """What the columns of :func:`format_report` mean, and which rows are oracles (know more
+    than a policy of ``obs_mode`` observes), for printing under the table."""
+    ceiling = CEILING if CEILING in report else "optimum"
+    lines = ["normalised: 0 = random legal play, 1 = the exact optimum. vs ceiling: the same "
+             f"scale with 1 = the {ceiling}"
+             + (", the best any policy of the paper observation can do (a row above 1 "
+                "uses information that observation does not reveal)"
+                if ceiling == CEILING else "") + "."]
+    oracles = [n for n in report if n == "optimum" or n.startswith("fixed ")]
+    if obs_mode == "paper" and "greedy" in report:
+        oracles.append("greedy")
+    if oracles:
+        lines.append(f"oracles ({'full information' if obs_mode != 'paper' else 'information the paper observation does not have'}): "
+                     + ", ".join(oracles) + "; fixed rows use that encoder with their best RBs.")
+    lines.append("delay viol counts unserved users too (nothing is delivered in time).")
+    return "\n".join(lines)

@@ -402,8 +402,10 @@ def _run(args) -> int:
                 print(_budget_note(cfg))
             summary = runs.train(cfg, run_dir, progress=not args.no_progress)
         _print_summary(run_dir, summary)
-        print(f"results: {os.path.abspath(run_dir)} (metrics.csv, summary.json)")
-        print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots', 'learning_curve.png')}")
+        print(f"results: {os.path.abspath(run_dir)} (config.json, metrics.csv, metrics.jsonl, "
+              "summary.json, baselines.json, checkpoints/)")
+        print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots')} (learning_curve.png, "
+              "encoder_usage.png, violations.png)")
         return 0
     if args.cmd == "eval":
         from semcom_jax.baselines import report
@@ -413,6 +415,7 @@ def _run(args) -> int:
         print(f"run {args.run}, update {out['update']}, held-out episodes at "
               f"U={out['num_users']} Q={out['num_rbs']}:")
         print(report.format_report(out["report"], out["encoders"]))
+        print(report.explain(out["report"], _obs_mode(args.run)))
         return 0
     if args.cmd == "plot":
         from semcom_jax.training.plots import plot_run
@@ -441,6 +444,7 @@ def _run(args) -> int:
               + (f" (Monte-Carlo error of an expected term: {ev.ceiling_se:.4f})"
                  if ev.ceiling_se is not None else ""))
         print(report.format_report(ev.baselines, env.encoder_names))
+        print(report.explain(ev.baselines, args.obs))
         return 0
     if args.cmd == "tables":
         return _tables(args)
@@ -477,6 +481,13 @@ def _print_summary(run_dir: str, summary: dict) -> None:
                  if k.startswith("share ")]
         print(f"held-out episodes ({summary['env_steps']:,} env steps trained):")
         print(report.format_report(table, names))
+        print(report.explain(table, _obs_mode(run_dir)))
+
+
+def _obs_mode(run_dir: str):
+    from semcom_jax.training import files
+
+    return files.read_json(run_dir, files.CONFIG).get("obs_mode")
 
 
 def _tables(args) -> int:

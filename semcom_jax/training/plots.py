@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from semcom_jax.training.files import BASELINES, read_json, read_metrics
+from semcom_jax.training.files import BASELINES, CONFIG, read_json, read_metrics
 
 
 def series(rows, key):
@@ -19,6 +19,43 @@ def series(rows, key):
     steps = {r["update"]: r["env_steps"] for r in rows}
     mat = np.array([[by.get((u, s), np.nan) for s in seeds] for u in updates], dtype=float)
     return np.array([steps[u] for u in updates], dtype=float), mat
+
+
+# Each baseline's look, all distinct; an oracle's label says what it knows that the policy may
+# not. ``paper`` marks names whose meaning depends on the observation.
+_BASELINE_STYLE = {
+    "optimum": ("k", "--", "optimum (oracle: full information, exact)"),
+    "paper ceiling": ("m", "-.", "paper ceiling (the best a paper-observation policy can do)"),
+    "greedy": ("g", ":", "greedy (sees the true terms)"),
+    "paper greedy": ("tab:olive", (0, (6, 2)), "paper greedy (sees what the paper observation "
+                                                "reveals)"),
+    "random": ("r", (0, (3, 1, 1, 1)), "random legal actions"),
+}
+_FIXED_STYLES = [("tab:brown", (0, (1, 1))), ("tab:cyan", (0, (4, 1, 1, 1, 1, 1))),
+                 ("tab:gray", (0, (8, 3)))]
+
+
+def _title(run_dir: str, n_seeds: int) -> str:
+    try:
+        cfg = read_json(run_dir, CONFIG)
+    except ValueError:  # a run folder without its config still plots, untitled
+        return ""
+    sizes = (f"trained on U in {cfg['train_users']}, Q in {cfg['train_rbs']}, evaluated at "
+             if cfg.get("train_users") else "")
+    return (f"{cfg['algo'].upper()}, {sizes}U = {cfg['num_users']}, Q = {cfg['num_rbs']}, "
+            f"{cfg['obs_mode']} observation, {cfg['reward']} reward, {n_seeds} seed"
+            + ("s" if n_seeds != 1 else ""))
+
+
+def _baseline_lines(baselines):
+    fixed = [k for k in baselines if k.startswith("fixed ")]
+    out = []
+    for name, (color, style, label) in _BASELINE_STYLE.items():
+        if name in baselines:
+            out.append((name, color, style, label))
+    for (color, style), name in zip(_FIXED_STYLES * 3, fixed):
+        out.append((name, color, style, f"{name} (oracle: its best RBs, full information)"))
+    return out
 
 
 def plot_run(run_dir: str) -> list[str]:
@@ -34,73 +71,90 @@ def plot_run(run_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    panels = (
-        (axes[0], "eval_return", "train_return", "return",
-         "expected return per episode (eq. 11)", "return"),
-        (axes[1], "eval_normalised", "train_normalised", "normalised",
-         "normalised (0 random, 1 optimum)", "normalised score"),
-    )
-    fixed = [k for k in baselines if k.startswith("fixed ")]
-    for ax, key, train_key, base_key, ylabel, title in panels:
-        x, m = series(rows, key)
-        n = m.shape[1]
-        seeds = f"{n} seed" + ("s" if n != 1 else "")
-        xt, mt = series(rows, train_key)
+    x, m = series(rows, "eval_normalised")
+    xt, mt = series(rows, "train_normalised")
+    n = m.shape[1]
+    seeds = f"{n} seed" + ("s" if n != 1 else "")
+    lines = _baseline_lines(baselines)
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5))
+    for ax, zoom in ((axes[0], False), (axes[1], True)):
         if len(xt):
             ax.plot(xt, np.nanmean(mt, axis=1), color="C0", alpha=0.35, linewidth=1,
-                    label=f"training (sampled actions, per update; mean of {seeds})")
-        ax.plot(x, np.nanmean(m, axis=1), color="C0", marker="o", markersize=4,
-                label=f"held-out, greedy (mean of {seeds}; {len(x)} evaluations)")
+                    label=f"policy in training (sampled actions, mean of {seeds})")
+        ax.plot(x, np.nanmean(m, axis=1), color="C0", marker="o", markersize=4, linewidth=2,
+                label=f"policy, held out (greedy; mean of {seeds}; {len(x)} evaluations)")
         if n > 1:
             ax.fill_between(x, np.nanmin(m, axis=1), np.nanmax(m, axis=1), color="C0",
                             alpha=0.2, label="min-max over seeds")
-        lines = [("optimum", "k", "--"), ("paper ceiling", "m", "--"), ("greedy", "g", ":"),
-                 ("paper greedy", "c", ":")]
-        lines += [(name, f"C{4 + i}", (0, (1, 1))) for i, name in enumerate(fixed)]
-        lines += [("random", "r", "-.")]
-        for name, color, style in lines:
-            if name in baselines:  # the paper ones only for the paper observation
-                ax.axhline(baselines[name][base_key], linestyle=style, color=color,
-                           linewidth=1.2, label=name + (" (optimal RBs, full information)"
-                                                        if name.startswith("fixed ") else ""))
+        for name, color, style, label in lines:
+            ax.axhline(baselines[name]["normalised"], linestyle=style, color=color,
+                       linewidth=1.4, label=label)
         ax.set_xlabel("env steps (one step = one user's decision)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
+        if zoom:
+            # The policy's second half and every baseline but random: the close contest.
+            late = np.nanmean(m, axis=1)[len(x) // 2:]
+            close = [baselines[k]["normalised"] for k, *_ in lines if k != "random"]
+            lo = min([*close, *late[np.isfinite(late)]]) if len(late) else min(close)
+            hi = max([*close, 1.0])
+            pad = max(0.01, 0.08 * (hi - lo))
+            ax.set_ylim(lo - pad, hi + pad)
+            ax.set_title("zoomed on the policy and the close baselines", fontsize=10)
+        else:
+            ax.set_ylabel("normalised score (0 random, 1 optimum; eq. 11 return)")
+            ax.set_title("whole range", fontsize=10)
+    fig.suptitle(_title(run_dir, n), fontsize=11)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.24, 1, 0.96))
     paths.append(os.path.join(out_dir, "learning_curve.png"))
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    share_keys = [k for k in rows[0] if k.startswith("share ")]
+    names = [k[len("share "):] for k in rows[0] if k.startswith("share ")]
     paths.append(_metric_vs_optimum(
         plt, rows, out_dir, "encoder_usage.png",
-        [(k, k[len("share "):], baselines["optimum"]["encoder_share"][i])
-         for i, k in enumerate(share_keys)],
-        "share of served users (training)", "encoder usage (dotted: exact optimum)"))
+        [(f"share {k}", f"eval share {k}", k, baselines["optimum"]["encoder_share"][i])
+         for i, k in enumerate(names)],
+        "share of served users", "encoder usage", _title(run_dir, n)))
+    opt = baselines["optimum"]
+    for r in rows:  # delay violations of served users, apart from the unserved (which count
+        # as delay violations too)
+        for pre in ("", "eval_"):
+            if r.get(f"{pre}delay_violation_rate") is not None and \
+                    r.get(f"{pre}unserved_rate") is not None:
+                r[f"{pre}served_delay_violation_rate"] = (r[f"{pre}delay_violation_rate"]
+                                                           - r[f"{pre}unserved_rate"])
     paths.append(_metric_vs_optimum(
         plt, rows, out_dir, "violations.png",
-        [(k, k.replace("_", " "), baselines["optimum"][k])
-         for k in ("delay_violation_rate", "energy_violation_rate", "unserved_rate")],
-        "fraction of users (training)", "constraint violations (dotted: exact optimum)"))
+        [("served_delay_violation_rate", "eval_served_delay_violation_rate",
+          "delay budget missed (served users)",
+          opt["delay_violation_rate"] - opt["unserved_rate"]),
+         ("energy_violation_rate", "eval_energy_violation_rate", "energy budget missed",
+          opt["energy_violation_rate"]),
+         ("unserved_rate", "eval_unserved_rate", "unserved (no RB)", opt["unserved_rate"])],
+        "fraction of users", "constraint violations", _title(run_dir, n)))
     return paths
 
 
-def _metric_vs_optimum(plt, rows, out_dir, name, curves, ylabel, title) -> str:
-    """Seed-mean curves of training metrics, each with its exact-optimum value dotted."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (key, label, optimum) in enumerate(curves):
+def _metric_vs_optimum(plt, rows, out_dir, name, curves, ylabel, title, suptitle) -> str:
+    """Per curve: the training metric (sampled actions, solid), the greedy policy's on the
+    held-out episodes (dashed, squares) and the exact optimum's (dotted), in one colour."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for i, (key, eval_key, label, optimum) in enumerate(curves):
         x, m = series(rows, key)
         ax.plot(x, np.nanmean(m, axis=1), color=f"C{i}", marker="o", markersize=2.5,
-                label=label)
-        ax.axhline(optimum, color=f"C{i}", linestyle=":", alpha=0.7)
+                label=f"{label}: training (sampled)")
+        xe, me = series(rows, eval_key)
+        if len(xe):
+            ax.plot(xe, np.nanmean(me, axis=1), color=f"C{i}", marker="s", markersize=4,
+                    linestyle="--", label=f"{label}: greedy policy, held out")
+        ax.axhline(optimum, color=f"C{i}", linestyle=":", alpha=0.8,
+                   label=f"{label}: exact optimum")
     ax.set_xlabel("env steps (one step = one user's decision)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{suptitle}\n{title}" if suptitle else title, fontsize=9)
+    ax.legend(fontsize=7, ncol=1, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = os.path.join(out_dir, name)

@@ -57,6 +57,10 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
                 "eval_normalised_ceiling": (float(evals["eval_normalised_ceiling"][s]) if last
                                             else None),
                 "eval_unserved_rate": float(evals["eval_unserved_rate"][s]) if last else None,
+                "eval_delay_violation_rate": (float(evals["eval_delay_violation_rate"][s])
+                                              if last else None),
+                "eval_energy_violation_rate": (float(evals["eval_energy_violation_rate"][s])
+                                               if last else None),
                 "delay_violation_rate": float(metrics["delay_violation_rate"][s, i]),
                 "energy_violation_rate": float(metrics["energy_violation_rate"][s, i]),
                 "unserved_rate": float(metrics["unserved_rate"][s, i]),
@@ -64,6 +68,9 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
             }
             for k, name in enumerate(encoder_names):
                 row[f"share {name}"] = float(metrics["encoder_share"][s, i, k])
+            for k, name in enumerate(encoder_names):  # the greedy policy's, held out
+                row[f"eval share {name}"] = (float(evals["eval_encoder_share"][s, k]) if last
+                                             else None)
             for key in sorted(set(metrics) - set(_COMMON)):  # the algorithm's own scalars
                 row[key] = float(metrics[key][s, i])
             rows.append(row)
