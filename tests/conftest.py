@@ -56,9 +56,9 @@ def optimised():
 # pytest-xdist sends whole modules to the workers (--dist loadfile), in collection order
 # (--no-loadscope-reorder): the costliest modules start first, so no worker is left running a
 # long one alone at the end. Order from measured per-module times (2-core CI machine).
-_COSTLIEST_FIRST = ("test_offpolicy", "test_ppo", "test_sizefree", "test_distributed",
-                    "test_sharding", "test_codec", "test_episodic", "test_model_tables",
-                    "test_robustness")
+_COSTLIEST_FIRST = ("test_offpolicy", "test_ppo", "test_clients", "test_sizefree",
+                    "test_distributed", "test_docs", "test_sharding", "test_codec",
+                    "test_episodic", "test_model_tables", "test_robustness")
 
 
 def pytest_collection_modifyitems(config, items):

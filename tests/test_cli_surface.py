@@ -174,6 +174,17 @@ def test_train_errors_name_the_flag_typed_and_refuse_a_budget_of_too_few_updates
     assert cli(["train", "--set", "num_users=0"]) == 2  # typed as a config key: named as one
     assert "config key 'num_users'" in capsys.readouterr().err
     assert cli(["train", "--network", "set", "--train-users", "5", "50", "--train-rbs", "5",
-                "100", "--users", "50", "--rbs", "100", "--total-steps", "200000"]) == 2
+                "100", "--users", "50", "--rbs", "100", "--num-envs", "1024",
+                "--total-steps", "200000"]) == 2
     err = capsys.readouterr().err
-    assert "--total-steps 200,000 is 1 update(s)" in err and "512,000" in err
+    assert "--total-steps 200,000 is 3 update(s) of 51,200" in err and "256,000" in err
+
+
+def test_the_size_free_network_brings_the_scaling_studys_settings():
+    cfg = TrainConfig.from_dict({"network": "set", "train_users": [5, 50],
+                                 "train_rbs": [5, 100], "num_users": 50, "num_rbs": 100})
+    assert (cfg.num_envs, cfg.episodes_per_rollout, cfg.total_env_steps) == (64, 1, 1_200_000)
+    assert cfg.num_updates == 375  # 64 envs x 50 steps per update
+    given = TrainConfig.from_dict({"network": "set", "num_envs": 32})
+    assert given.num_envs == 32 and given.episodes_per_rollout == 1
+    assert TrainConfig.from_dict({"network": "per_rb"}).num_envs == 1024

@@ -32,6 +32,12 @@ ALGO_DEFAULTS: dict = {
     "dqn": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
             "total_env_steps": 3_000_000},
 }
+# PPO with the size-free network: the settings of the scaling study (64 envs, one episode per
+# rollout, 1.2 M steps), measured to reach its quality across sizes (docs/results.md); the
+# per-RB network's 1024 envs x 2 episodes make so few updates at U = 50 that the policy stays
+# below greedy. A key given explicitly wins.
+SET_NETWORK_DEFAULTS: dict = {"num_envs": 64, "episodes_per_rollout": 1,
+                              "total_env_steps": 1_200_000}
 # chunk_updates = 0 (auto): about AUTO_EVALUATIONS evaluations per run, and at most this many
 # updates per chunk (an off-policy update is a short rollout, so its chunks hold more of them).
 AUTO_EVALUATIONS = 20
@@ -102,10 +108,13 @@ class TrainConfig:
 
     @classmethod
     def for_algo(cls, algo: str = "ppo", **overrides) -> "TrainConfig":
-        """The defaults of ``algo`` (``ALGO_DEFAULTS``), then ``overrides``."""
+        """The defaults of ``algo`` (``ALGO_DEFAULTS``; PPO with ``network="set"`` also
+        ``SET_NETWORK_DEFAULTS``), then ``overrides``."""
         if algo not in ALGOS:
             raise ValueError(f"config key 'algo' must be one of {ALGOS}, got {algo!r}")
-        return cls(**{**ALGO_DEFAULTS[algo], "algo": algo, **overrides})
+        network = {**SET_NETWORK_DEFAULTS} if (algo == "ppo"
+                                                and overrides.get("network") == "set") else {}
+        return cls(**{**ALGO_DEFAULTS[algo], **network, "algo": algo, **overrides})
 
     # ------------------------------------------------------------------ derived
     @property
