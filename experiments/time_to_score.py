@@ -133,7 +133,7 @@ def main(argv=None):
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"seed {seed} failed:\n{r.stderr[-3000:]}")
-        res = json.loads(next(l for l in r.stdout.splitlines() if l.startswith("RESULT"))[6:])
+        res = json.loads(next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT"))[6:])
         curves += [{"seed": seed, **c} for c in res.pop("curve")]
         rows.append({"preset": a.preset, "settings": json.dumps(settings),
                      "compile_cache": bool(a.compile_cache),

@@ -55,7 +55,7 @@ def test_ppo_clip_loss_by_hand():
     a = (a - a.mean()) / (a.std() + 1e-8)  # [-1, 1]
     pg = -np.mean(np.minimum(ratio * a, np.clip(ratio, 0.8, 1.2) * a))
     v = 0.5 * np.mean((np.array([0.3, -0.4]) - np.array([1.0, -1.0])) ** 2)
-    ent = np.mean([-(np.exp(l[np.isfinite(l)]) * l[np.isfinite(l)]).sum() for l in lp])
+    ent = np.mean([-(np.exp(lpr[np.isfinite(lpr)]) * lpr[np.isfinite(lpr)]).sum() for lpr in lp])
     np.testing.assert_allclose(float(aux["pg_loss"]), pg, rtol=1e-5)
     np.testing.assert_allclose(float(aux["value_loss"]), v, rtol=1e-5)
     np.testing.assert_allclose(float(aux["entropy"]), ent, rtol=1e-5)

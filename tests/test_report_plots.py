@@ -3,7 +3,6 @@
 import json
 import os
 
-import pytest
 
 from semcom_jax.baselines import report
 from semcom_jax.training import plots

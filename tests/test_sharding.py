@@ -72,7 +72,7 @@ def four_devices():
     r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
                        timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    line = next(l for l in r.stdout.splitlines() if l.startswith("RESULT"))
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
 
 

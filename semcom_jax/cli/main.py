@@ -62,46 +62,46 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default runs/<algo>-U<U>-Q<Q>-<obs>-<time>)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in folder RUN")
     t.add_argument("--users", type=int, metavar="U",
-                   help=f"users per episode, the size trained and evaluated at "
-                        f"(default {{ppo:num_users}})")
+                   help="users per episode, the size trained and evaluated at "
+                        "(default {ppo:num_users})")
     t.add_argument("--rbs", type=int, metavar="Q",
-                   help=f"resource blocks (default {{ppo:num_rbs}})")
+                   help="resource blocks (default {ppo:num_rbs})")
     t.add_argument("--obs", choices=("paper", "full"),
                    help="observation: paper (the paper's state) or full (everything the exact "
-                        f"optimum uses) (default {{ppo:obs_mode}})")
+                        "optimum uses) (default {ppo:obs_mode})")
     t.add_argument("--reward", choices=("terminal", "dense"),
                    help="eq. 11 paid at the last step (terminal, the paper's) or user by user "
-                        f"(dense); same episode return (default {{ppo:reward}})")
+                        "(dense); same episode return (default {ppo:reward})")
     t.add_argument("--score", choices=("table", "features"),
                    help="task score: the table's expected score at the SINR (table) or a real "
                         "feature sent through the feature channel and classified (features) "
-                        f"(default {{ppo:score}})")
+                        "(default {ppo:score})")
     t.add_argument("--table", help="table file, or a shipped table by name: synthetic (the "
                    "default), fashion-mnist (measured from encoders trained here)")
     t.add_argument("--algo", choices=("ppo", "sac", "dqn"),
                    help="ppo (default), sac or dqn; each has its own defaults (TrainConfig.for_algo)")
     t.add_argument("--objective", choices=("clip", "kl"),
                    help="PPO's objective: clip, or kl (the paper's adaptive KL penalty) "
-                        f"(default {{ppo:objective}})")
+                        "(default {ppo:objective})")
     t.add_argument("--network", choices=("per_rb", "set", "mlp"),
                    help="policy network; 'set' is size-free (any U, Q) "
-                        f"(default {{ppo:network}})")
+                        "(default {ppo:network})")
     t.add_argument("--train-users", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: U drawn per episode (network 'set')")
     t.add_argument("--train-rbs", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="train across sizes: Q drawn per episode (network 'set')")
     t.add_argument("--num-envs", type=int, metavar="N",
-                   help=f"parallel environments (default {{ppo:num_envs}}; sac, dqn: "
-                        f"{{sac:num_envs}})")
+                   help="parallel environments (default {ppo:num_envs}; sac, dqn: "
+                        "{sac:num_envs})")
     t.add_argument("--total-steps", type=int, metavar="STEPS",
                    help="training budget in env steps, rounded down to whole updates (refused "
                         f"when that leaves fewer than {MIN_UPDATES}) "
                         f"(default {{ppo:total_env_steps}})")
     t.add_argument("--seeds", type=int, help="number of seeds, trained together by vmap "
-                                             f"(default {{ppo:num_seeds}})")
-    t.add_argument("--seed", type=int, help=f"first seed (default {{ppo:seed}})")
-    t.add_argument("--lr", type=float, help=f"learning rate (default {{ppo:lr}}; sac, dqn: "
-                                            f"{{sac:lr}})")
+                                             "(default {ppo:num_seeds})")
+    t.add_argument("--seed", type=int, help="first seed (default {ppo:seed})")
+    t.add_argument("--lr", type=float, help="learning rate (default {ppo:lr}; sac, dqn: "
+                                            "{sac:lr})")
     t.add_argument("--chunk-updates", type=int,
                    help="updates between evaluations/checkpoints (default 0 = auto, ~20 per run)")
     t.add_argument("--eval-every", type=int, metavar="STEPS",
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                         "updates (sets chunk_updates)")
     t.add_argument("--eval-episodes", type=int, metavar="N",
                    help="held-out episodes of each evaluation "
-                        f"(default {{ppo:eval_episodes}})")
+                        "(default {ppo:eval_episodes})")
     t.add_argument("--devices", type=int,
                    help="devices to split the env batch over (default 0 = all local devices)")
     t.add_argument("--distributed", action="store_true",

@@ -188,7 +188,8 @@ class SemComEnv(gymnax_environment.Environment):
 
     @property
     def default_params(self) -> EnvParams:
-        """The model's defaults (docs/model.md), with the table's encoder costs when its metadata lists them."""
+        """The model's defaults (docs/model.md), with the table's encoder costs when its
+        metadata lists them."""
         costs = self.table.encoder_costs
         params = EnvParams(max_steps_in_episode=self.num_users)
         if costs is None:
@@ -303,10 +304,6 @@ class SemComEnv(gymnax_environment.Environment):
     def is_truncated(self, state: EnvState, params: Optional[EnvParams] = None) -> jnp.ndarray:
         """Never: the episode's natural end is its only end (``max_steps_in_episode`` = U)."""
         return jnp.zeros((), bool)
-
-    @property
-    def name(self) -> str:
-        return "SemCom-v0"
 
     # ------------------------------------------------------------------ episodes
 
