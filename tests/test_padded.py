@@ -138,3 +138,10 @@ def test_bench_runner_equals_a_step_by_step_replay(rng):
         a = env.actions.uniform_legal(ka, obs.action_mask, rng)
     np.testing.assert_allclose(np.asarray(acc), total, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(last.action_mask), np.asarray(obs.action_mask))
+
+
+def test_padded_params_know_the_episode_length():
+    env = PaddedSemComEnv(6, 8)
+    assert env.default_params.max_steps_in_episode == 6
+    checked = env.check_params(padded_params(SemComEnv(3, 4).default_params, 3, 4))
+    assert checked.max_steps_in_episode == 6  # every padded episode lasts max_users steps

@@ -86,7 +86,7 @@ class PaddedSemComEnv(SemComEnv):
         return self.check_params(padded_params(base, self.num_users, self.num_rbs))
 
     def check_params(self, params: PaddedParams) -> PaddedParams:
-        super().check_params(params)
+        params = super().check_params(params)
         for name, top in (("active_users", self.num_users), ("active_rbs", self.num_rbs)):
             v = getattr(params, name, None)
             if v is None or not (1 <= int(v) <= top):
