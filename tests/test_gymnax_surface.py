@@ -238,3 +238,15 @@ def test_importing_the_package_does_not_start_jax():
             "assert xb._backends and env.num_users == 5\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_policy_is_scored_only_on_episodes_of_its_own_size():
+    ev = Evaluator(SemComEnv(3, 4), SemComEnv(3, 4).default_params, 8, seed=1, ceiling_draws=0)
+    flat, _ = semcom_jax.make("SemCom-v0", num_users=3, num_rbs=4)
+    no_rb = lambda obs, key: flat.no_rb_action  # noqa: E731
+    encoders, rbs = ev.policy_assignment(no_rb, flat)
+    assert (rbs == -1).all()  # every user left unserved, as asked
+    assert float(ev.score(encoders, rbs)["eval_unserved_rate"]) == 1.0
+    other, _ = semcom_jax.make("SemCom-v0", num_users=4, num_rbs=4)
+    with pytest.raises(ValueError, match="U=4, Q=4.*U=3, Q=4"):
+        ev.policy_assignment(no_rb, other)
