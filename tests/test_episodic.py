@@ -10,7 +10,7 @@ import pytest
 from semcom_jax.agents import episodic
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import merge_time_batch
+from semcom_jax.agents.rollout import Samples, merge_time_batch
 from semcom_jax.agents.ppo import normalise, ppo_loss, ppo_objective
 from semcom_jax.env import SemComEnv
 from semcom_jax.env.padded import PaddedSemComEnv
@@ -92,8 +92,7 @@ def _replay(tr, state, traj):
 def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     cfg, env, tr = _trainer(**sizes)
     state = tr.init(jax.random.PRNGKey(0))
-    _, _, _, traj, eps = jax.jit(lambda s: episodic.collect_episodes(
-        tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 2))(state)
+    _, _, _, traj, eps = jax.jit(lambda s: tr.experience.collect(s.params, s))(state)
     assert traj.obs is None and traj.action.shape == (2 * env.num_users, cfg.num_envs)
     seen, ref_logits, logp, value = _replay(tr, state, traj)  # leaves (T, B, ...)
     # Acting from per-episode tables and running sums = the network on the observation.
@@ -102,12 +101,12 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
 
     @jax.jit
     def rebuild(s, eps):
-        data = episodic.episode_data(env, s.env_params, eps)
+        x = tr.experience
+        data = x.episode_data(s.env_params, eps)
         steps = jnp.arange(env.num_users)
-        rebuilt = episodic.observations_at(env, s.env_params, data, steps)  # (E*B, U, ...)
-        users, emb = episodic.episode_tables(tr.network, s.params, data)
-        logits, v_tab, _ = episodic.decide_at(tr.network, s.params, env, s.env_params, data,
-                                              users, emb, steps)
+        rebuilt = x.observations_at(s.env_params, data, steps)  # (E*B, U, ...)
+        tables = x.episode_tables(s.params, data)
+        logits, v_tab, _ = x.decide_at(s.params, s.env_params, data, tables, steps)
         return rebuilt, logits, v_tab
 
     rebuilt, logits, v_tab = rebuild(state, eps)
@@ -126,7 +125,7 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     # over each view are the full network's on the observation, which gives every action
     # outside the view probability zero; the stored place in the view is the action taken.
     net, k = tr.network, env.num_encoders
-    data = episodic.episode_data(env, state.env_params, eps)
+    data = tr.experience.episode_data(state.env_params, eps)
     want = nets.decision_view(seen.rb_features[..., 2], seen.action_mask, seen.context,
                               nets.value_count(seen.user_status, net.value_scale),
                               net.candidates, net.candidate_rule, k)
@@ -151,39 +150,38 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
 def test_chunked_gradient_equals_the_plain_ppo_gradient(extra, chunks):
     cfg, env, tr = _trainer(num_users=4, num_rbs=5, **extra)
     state = tr.init(jax.random.PRNGKey(1))
-    _, _, _, traj, eps = jax.jit(lambda s: episodic.collect_episodes(
-        tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 2))(state)
-    data = jax.jit(episodic.episode_data, static_argnums=0)(env, state.env_params, eps)
+    _, _, _, traj, eps = jax.jit(lambda s: tr.experience.collect(s.params, s))(state)
+    x = tr.experience
+    data = jax.jit(x.episode_data)(state.env_params, eps)
     adv = jax.random.normal(jax.random.PRNGKey(2), traj.reward.shape)
     targets = jax.random.normal(jax.random.PRNGKey(3), traj.reward.shape)
     batch, adv_e, targets_e = episodic.by_episode((traj, adv, targets), 2)
     ids = jnp.array([5, 0, 3])  # a minibatch of three of the eight episodes
     mb_data = jax.tree.map(lambda x: x[ids], data)
-    mb = jax.tree.map(lambda x: x[ids], (batch, adv_e, targets_e))
+    mb = Samples(*jax.tree.map(lambda x: x[ids], (batch, adv_e, targets_e)))
     kl = jnp.float32(0.7)
 
     def objective(logits, value, mask, m):
-        b, a, t = m
-        return ppo_objective(logits, value, mask, b, a, t, cfg, kl)
+        return ppo_objective(logits, value, mask, m, cfg, kl)
 
     grads = {}
     # With views, the update's logits are over each step's view: actions by their place in it.
-    viewed = mb if mb_data.choice is None else (mb[0].replace(action=mb_data.choice), *mb[1:])
+    viewed = (mb if mb_data.choice is None
+              else mb.replace(traj=mb.traj.replace(action=mb_data.choice)))
     for chunk in chunks:
-        grads[chunk], _ = jax.jit(lambda p, d, m, c=chunk: episodic.minibatch_grads(
-            tr.network, p, env, state.env_params, d, (m[0], normalise(m[1]), m[2]), c,
-            objective))(state.params, mb_data, viewed)
+        grads[chunk], _ = jax.jit(lambda p, d, m, c=chunk: x.minibatch_grads(
+            p, state.env_params, d, m.replace(advantages=normalise(m.advantages)), objective,
+            c))(state.params, mb_data, viewed)
     # PPO's own minibatch gradient (its chunk from the config).
-    tr_state = state.replace(kl_coef=kl)
-    grads["ppo"], _ = jax.jit(lambda p, m: tr.episode_grads_fn(tr_state, eps)(p, *m, ids))(
-        state.params, mb)
+    grads_of = x.grads_fn(eps, state.env_params, objective)
+    grads["ppo"], _ = jax.jit(lambda p, m: grads_of(
+        p, m.replace(advantages=normalise(m.advantages), ids=ids)))(state.params, mb)
     # Independent: the plain PPO loss on the observations, through the network's own call.
     steps = jnp.arange(env.num_users)
-    obs = jax.jit(episodic.observations_at, static_argnums=0)(env, state.env_params, mb_data,
-                                                               steps)
-    flat = merge_time_batch((mb[0].replace(obs=obs), *mb[1:]))
-    want = jax.jit(jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat[0], flat[1], flat[2],
-                                               cfg, kl)[0]))(state.params)
+    obs = jax.jit(x.observations_at)(state.env_params, mb_data, steps)
+    flat = merge_time_batch(mb.replace(traj=mb.traj.replace(obs=obs)))
+    want = jax.jit(jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat, cfg, kl)[0]))(
+        state.params)
     for chunk, g in grads.items():
         for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(want)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-6,
@@ -198,8 +196,7 @@ def test_rollout_storage_grows_with_u_plus_q_per_episode():
     for u in (40, 80):
         cfg, env, tr = _trainer(num_users=u, num_rbs=2 * u, num_envs=2, episodes_per_rollout=1)
         state = jax.eval_shape(tr.init, jax.random.PRNGKey(0))
-        out = jax.eval_shape(lambda s: episodic.collect_episodes(
-            tr.network, s.params, tr.venv, s.obs, s.vstate, s.key, s.env_params, 1), state)
+        out = jax.eval_shape(lambda s: tr.experience.collect(s.params, s), state)
         stored = sum(x.size for x in jax.tree.leaves((out[3], out[4])))
         sizes[u] = stored / cfg.num_envs
         assert sizes[u] <= 30 * (u + 2 * u), (u, sizes[u])

@@ -10,7 +10,7 @@ import numpy as np
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.agents.dqn import dqn_loss
 from semcom_jax.agents.ppo import ppo_loss
-from semcom_jax.agents.rollout import Transition, collect, rollout_metrics
+from semcom_jax.agents.rollout import Samples, Transition, collect, rollout_metrics
 from semcom_jax.agents.sac import actor_loss, critic_loss
 from semcom_jax.env import Observation, SemComEnv, VecEnv
 
@@ -47,7 +47,8 @@ def test_ppo_clip_loss_by_hand():
     old_logp = jnp.array([-1.5, -0.1])
     adv, targets = jnp.array([1.0, 3.0]), jnp.array([1.0, -1.0])
     cfg = TrainConfig(clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
-    loss, aux = ppo_loss(params, apply, _batch(log_prob=old_logp), adv, targets, cfg, 0.0)
+    mb = Samples(traj=_batch(log_prob=old_logp), advantages=adv, targets=targets)
+    loss, aux = ppo_loss(params, apply, mb, cfg, 0.0)
 
     lp = [_log_softmax_legal(logits, np.asarray(MASK[i])) for i in range(2)]
     ratio = np.exp([lp[0][1] - (-1.5), lp[1][2] - (-0.1)])

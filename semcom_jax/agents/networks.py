@@ -31,13 +31,15 @@ def entropy(log_probs, mask):
     return -jnp.sum(jnp.where(mask, p * log_probs, 0.0), axis=-1)
 
 
-def kl_divergence(log_p, log_q, mask):
-    """KL(p || q) of two masked categoricals over the same legal set."""
-    return jnp.sum(jnp.where(mask, jnp.exp(log_p) * (log_p - log_q), 0.0), axis=-1)
-
-
 def sample(key, log_probs):
     return jax.random.categorical(key, log_probs, axis=-1).astype(jnp.int32)
+
+
+def sample_masked(key, logits, mask):
+    """An action (...,) int32 of the masked categorical, and its log-probability (...,)."""
+    logp_all = masked_log_probs(logits, mask)
+    action = sample(key, logp_all)
+    return action, jnp.take_along_axis(logp_all, action[..., None], axis=-1)[..., 0]
 
 
 class MLP(nn.Module):

@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from semcom_jax.agents import episodic
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.base import Trainer
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.rollout import Transition, collect, merge_time_batch, rollout_metrics
+from semcom_jax.agents.episodic import EpisodeExperience
+from semcom_jax.agents.rollout import Samples, StepExperience, rollout_metrics
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecState
 
@@ -62,14 +62,15 @@ def normalise(advantages):
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
-def ppo_objective(logits, value, mask, batch: Transition, advantages, targets,
-                  config: TrainConfig, kl_coef):
-    """``(loss, aux)``, means over the samples, from the network's outputs on them;
-    ``advantages`` already normalised (over the whole minibatch)."""
+def ppo_objective(logits, value, mask, mb: Samples, config: TrainConfig, kl_coef):
+    """``(loss, aux)``, means over the samples ``mb``, from the network's outputs on them
+    (``logits``, ``value`` and the legal ``mask``); ``mb.advantages`` already normalised (over
+    the whole minibatch)."""
     logp_all = nets.masked_log_probs(logits, mask)
-    logp = jnp.take_along_axis(logp_all, batch.action[:, None], axis=-1)[:, 0]
-    log_ratio = logp - batch.log_prob
+    logp = jnp.take_along_axis(logp_all, mb.traj.action[:, None], axis=-1)[:, 0]
+    log_ratio = logp - mb.traj.log_prob
     ratio = jnp.exp(log_ratio)
+    advantages = mb.advantages
     # KL(old || new) by the unbiased, non-negative estimator (ratio - 1) - log ratio.
     approx_kl = jnp.mean(ratio - 1.0 - log_ratio)
     if config.objective == "clip":
@@ -77,18 +78,19 @@ def ppo_objective(logits, value, mask, batch: Transition, advantages, targets,
         pg_loss = -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages))
     else:
         pg_loss = -jnp.mean(ratio * advantages) + kl_coef * approx_kl
-    v_loss = 0.5 * jnp.mean((value - targets) ** 2)
+    v_loss = 0.5 * jnp.mean((value - mb.targets) ** 2)
     ent = jnp.mean(nets.entropy(logp_all, mask))
     loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * ent
     return loss, {"pg_loss": pg_loss, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
 
 
-def ppo_loss(params, apply_fn, batch: Transition, advantages, targets, config: TrainConfig,
-             kl_coef):
-    """Returns ``(loss, aux)`` for one minibatch. Advantages are normalised per minibatch."""
-    logits, value = apply_fn(params, batch.obs)
-    return ppo_objective(logits, value, batch.obs.action_mask, batch, normalise(advantages),
-                         targets, config, kl_coef)
+def ppo_loss(params, apply_fn, mb: Samples, config: TrainConfig, kl_coef):
+    """``(loss, aux)`` of one minibatch of steps ``mb`` whose transitions hold their
+    observations, through ``apply_fn(params, obs) -> (logits, value)``. Advantages are
+    normalised per minibatch."""
+    logits, value = apply_fn(params, mb.traj.obs)
+    return ppo_objective(logits, value, mb.traj.obs.action_mask,
+                         mb.replace(advantages=normalise(mb.advantages)), config, kl_coef)
 
 
 def adapt_kl_coef(kl_coef, kl, target):
@@ -99,6 +101,17 @@ def adapt_kl_coef(kl_coef, kl, target):
 
 class PPO(Trainer):
     adam_eps = 1e-5
+
+    def __init__(self, config: TrainConfig, env, env_params):
+        super().__init__(config, env, env_params)
+        # How experience is stored and re-scored, chosen once: by episode for the size-free
+        # network (its inputs rebuilt from O(U + Q) per episode), else step by step.
+        if isinstance(self.network, nets.SetActorCritic):
+            self.experience = EpisodeExperience(self.network, self.venv,
+                                                config.episodes_per_rollout,
+                                                config.num_minibatches)
+        else:
+            self.experience = StepExperience(self.network, self.venv, config.num_steps)
 
     def learning_rate(self):
         cfg = self.config
@@ -118,71 +131,33 @@ class PPO(Trainer):
     def policy_logits(self, params, obs: Observation):
         return self.network.apply(params, obs)[0]
 
-    @property
-    def _rbs_in_view(self) -> int:
-        """RBs the set network scores per decision: its per-step activations scale with these."""
-        m = self.config.rb_candidates
-        return min(m, self.env.num_rbs) if m else self.env.num_rbs
-
     # ------------------------------------------------------------------ one update
 
-    def rollout(self, state: RunnerState):
-        """``(obs, vstate, key, traj)``: ``num_steps`` steps of the batch under the policy."""
-
-        def act(key, obs):
-            logits, value = self.network.apply(state.params, obs)
-            logp_all = nets.masked_log_probs(logits, obs.action_mask)
-            action = nets.sample(key, logp_all)
-            logp = jnp.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
-            return action, {"log_prob": logp, "value": value}
-
-        return collect(self.venv, act, state.obs, state.vstate, state.key, state.env_params,
-                       self.config.num_steps)
-
-    @property
-    def episodic(self) -> bool:
-        """Whether rollouts are stored by episode (:mod:`~semcom_jax.agents.episodic`): the
-        size-free network, whose inputs can be rebuilt from them."""
-        return isinstance(self.network, nets.SetActorCritic)
-
-    def collect(self, state: RunnerState):
-        """``(obs, vstate, key, traj, episodes)``: one update's rollout under the policy;
-        ``episodes`` (:class:`~semcom_jax.agents.episodic.Episodes`) when rollouts are stored
-        by episode, else None (``traj`` then holds every step's observation)."""
-        if self.episodic:
-            return episodic.collect_episodes(
-                self.network, state.params, self.venv, state.obs, state.vstate, state.key,
-                state.env_params, self.config.episodes_per_rollout)
-        return (*self.rollout(state), None)
-
     def update(self, state: RunnerState, _=None):
-        cfg = self.config
-        obs, vstate, key, traj, episodes = self.collect(state)
+        cfg, experience = self.config, self.experience
+        obs, vstate, key, traj, stored = experience.collect(state.params, state)
         _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,
                            cfg.gae_lambda)
-        if self.episodic:  # minibatches of whole episodes, their inputs rebuilt
-            num_items = cfg.episodes_per_rollout * cfg.num_envs
-            flat = (*episodic.by_episode((traj, adv, targets), cfg.episodes_per_rollout),
-                    jnp.arange(num_items))
-            grads_of = self.episode_grads_fn(state, episodes)
-        else:
-            num_items = cfg.steps_per_update
-            flat = (*merge_time_batch((traj, adv, targets)), None)
-            grads_of = self.sample_grads_fn(state)
-        items_per_minibatch = num_items // cfg.num_minibatches
+        samples = experience.samples(traj, adv, targets)
+        grads_of = experience.grads_fn(
+            stored, state.env_params,
+            lambda logits, value, mask, mb: ppo_objective(logits, value, mask, mb, cfg,
+                                                          state.kl_coef))
+        num_items = experience.num_items
+        per_minibatch = num_items // cfg.num_minibatches
 
         def epoch(carry, _):
             params, opt_state, key = carry
             key, k_perm = jax.random.split(key)
             perm = jax.random.permutation(k_perm, num_items)
             mbs = jax.tree.map(
-                lambda x: x[perm].reshape((cfg.num_minibatches, items_per_minibatch)
-                                          + x.shape[1:]), flat)
+                lambda x: x[perm].reshape((cfg.num_minibatches, per_minibatch) + x.shape[1:]),
+                samples)
 
-            def minibatch(carry, mb):
+            def minibatch(carry, mb: Samples):
                 params, opt_state = carry
-                grads, aux = grads_of(params, *mb)
+                grads, aux = grads_of(params, mb.replace(advantages=normalise(mb.advantages)))
                 updates, opt_state = self.optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), aux
 
@@ -198,35 +173,3 @@ class PPO(Trainer):
                                   key=key, kl_coef=kl_coef, update=state.update + 1)
         return new_state, {**rollout_metrics(traj, self.env.num_encoders), "kl_coef": kl_coef,
                            **aux}
-
-    def sample_grads_fn(self, state: RunnerState):
-        """``(params, batch, advantages, targets, _) -> (grads, aux)`` of a minibatch of
-        samples with their stored observations."""
-        def grads_of(params, batch, adv, targets, _=None):
-            (_, aux), grads = jax.value_and_grad(ppo_loss, has_aux=True)(
-                params, self.network.apply, batch, adv, targets, self.config, state.kl_coef)
-            return grads, aux
-        return grads_of
-
-    def episode_grads_fn(self, state: RunnerState, episodes):
-        """``(params, batch, advantages, targets, ids) -> (grads, aux)`` of a minibatch of
-        whole episodes ``ids`` (G,), leaves (G, U, ...), their inputs rebuilt from
-        ``episodes``."""
-        cfg = self.config
-        data = episodic.episode_data(self.env, state.env_params, episodes)
-        chunk = episodic.chunk_size(cfg.episodes_per_rollout * cfg.num_envs
-                                    // cfg.num_minibatches, self.env.num_users,
-                                    self._rbs_in_view, self.network.width)
-
-        def objective(logits, value, mask, mb):
-            batch, adv, targets = mb
-            return ppo_objective(logits, value, mask, batch, adv, targets, cfg, state.kl_coef)
-
-        def grads_of(params, batch, adv, targets, ids):
-            mb_data = jax.tree.map(lambda x: x[ids], data)
-            if mb_data.choice is not None:  # logits over each step's view: the action's place
-                batch = batch.replace(action=mb_data.choice)
-            return episodic.minibatch_grads(self.network, params, self.env, state.env_params,
-                                            mb_data, (batch, normalise(adv), targets), chunk,
-                                            objective)
-        return grads_of

@@ -1,5 +1,6 @@
 """What every agent does with the env batch: the rollout scan, the record of each step, the
-metrics every agent reports, and the seed axes of a runner state.
+metrics every agent reports, and the seed axes of a runner state; and PPO's experience stored
+step by step (:class:`StepExperience`; by episode: :mod:`~semcom_jax.agents.episodic`).
 
 One step record (:class:`Transition`) serves all three algorithms: PPO fills ``log_prob`` and
 ``value``, the off-policy agents ``next_obs`` (what they bootstrap from); the fields an
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from semcom_jax.agents import networks as nets
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecEnv
 
@@ -56,6 +58,69 @@ def collect(venv: VecEnv, act: Callable, obs: Observation, vstate, key, env_para
 
     (obs, vstate, key), traj = jax.lax.scan(step, (obs, vstate, key), None, num_steps)
     return obs, vstate, key, traj
+
+
+@struct.dataclass
+class Samples:
+    """What a PPO minibatch is drawn from: leaves (N, ...), one row per item (a step, or a
+    whole episode with :class:`~semcom_jax.agents.episodic.EpisodeExperience`)."""
+
+    traj: Transition
+    advantages: jnp.ndarray  # (N, ...) float32
+    targets: jnp.ndarray  # (N, ...) float32, the value targets
+    ids: Optional[jnp.ndarray] = None  # (N,) int32, the episodes' rows in the stored rollout
+
+
+def act_fn(network, params):
+    """``act(key, obs) -> (action, extras)`` of :func:`collect` sampling the masked policy of an
+    actor-critic ``network``: extras ``log_prob`` and ``value``."""
+
+    def act(key, obs):
+        logits, value = network.apply(params, obs)
+        action, logp = nets.sample_masked(key, logits, obs.action_mask)
+        return action, {"log_prob": logp, "value": value}
+
+    return act
+
+
+class StepExperience:
+    """PPO's experience stored step by step (PureJaxRL's layout): each step keeps its whole
+    observation, a minibatch is a random set of steps, and the loss reads the network on the
+    stored observations. For the networks that read one observation (``per_rb``, ``mlp``).
+
+    The interface :class:`~semcom_jax.agents.ppo.PPO` reads, shared with
+    :class:`~semcom_jax.agents.episodic.EpisodeExperience`: ``num_items``, ``collect``,
+    ``samples`` and ``grads_fn``."""
+
+    def __init__(self, network, venv: VecEnv, num_steps: int):
+        self.network, self.venv, self.num_steps = network, venv, num_steps
+        self.num_items = num_steps * venv.num_envs  # steps per rollout
+
+    def collect(self, params, state):
+        """``(obs, vstate, key, traj, stored)``: ``num_steps`` steps of the batch of a runner
+        ``state`` under the policy ``params``; ``stored`` (what ``grads_fn`` reads besides
+        ``traj``) is None: ``traj`` holds every step's observation."""
+        return (*collect(self.venv, act_fn(self.network, params), state.obs, state.vstate,
+                         state.key, state.env_params, self.num_steps), None)
+
+    def samples(self, traj: Transition, advantages, targets) -> Samples:
+        """Time-major ``(T, B)`` rollout arrays as one row per step."""
+        return Samples(*merge_time_batch((traj, advantages, targets)))
+
+    def grads_fn(self, stored, env_params, objective: Callable):
+        """``grads_of(params, samples) -> (grads, aux)``, the gradient of ``objective(logits,
+        value, mask, samples) -> (loss, aux)`` on a minibatch of steps."""
+        del stored, env_params  # the stored observations are all the loss reads
+
+        def loss(params, mb: Samples):
+            logits, value = self.network.apply(params, mb.traj.obs)
+            return objective(logits, value, mb.traj.obs.action_mask, mb)
+
+        def grads_of(params, mb: Samples):
+            (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, mb)
+            return grads, aux
+
+        return grads_of
 
 
 def merge_time_batch(tree):
