@@ -71,16 +71,16 @@ def ppo_row():
     row above. The CPU figure is the measured rate of whole updates."""
     cfg = TrainConfig()  # the main job's configuration
     env = make_env(cfg)
-    trainer = make_trainer(cfg, env, env.make_params(cfg.env_params))
+    trainer = make_trainer(cfg, env, env.make_params(cfg.env.env_params))
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    obs = env.example_observation(cfg.num_envs)
+    obs = env.example_observation(cfg.run.num_envs)
     fwd = jax.jit(trainer.network.apply)
     flops, nbytes = cost(fwd.lower(state.params, obs).compile())
-    passes = 1 + 3 * cfg.update_epochs
+    passes = 1 + 3 * cfg.agent.update_epochs
     update = jax.jit(lambda s: trainer.run(s, 1))
-    cpu_s = measure(update, (state,), repeats=2) / cfg.steps_per_update * cfg.num_envs
+    cpu_s = measure(update, (state,), repeats=2) / cfg.steps_per_update * cfg.run.num_envs
     return row(f"PPO network per env step (default config, {passes} forward-equivalents)",
-               cfg.num_envs, flops * passes, nbytes * passes, cpu_s)
+               cfg.run.num_envs, flops * passes, nbytes * passes, cpu_s)
 
 
 def row(what, env_steps, flops, nbytes, cpu_s):

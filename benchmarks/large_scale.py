@@ -71,13 +71,13 @@ def stored_floats_per_step(cfg) -> float:
 
     env = make_env(cfg)
     scalars = 12  # action, reward, done, flags, encoder, log_prob, value, advantage, target...
-    if cfg.network == "set":
+    if cfg.network.kind == "set":
         start = jax.eval_shape(env.reset_state, jax.random.PRNGKey(0), env.default_params)
-        per_episode = sum(x.size for x in jax.tree.leaves(start)) + 2 * cfg.num_users
+        per_episode = sum(x.size for x in jax.tree.leaves(start)) + 2 * cfg.env.num_users
         view = 0
-        if 0 < cfg.rb_candidates < cfg.num_rbs:  # each step's DecisionView and choice in it
-            view = 3 * cfg.rb_candidates + CONTEXT_FEATURES[cfg.obs_mode] + 3
-        return scalars + view + per_episode / cfg.num_users
+        if 0 < cfg.network.rb_candidates < cfg.env.num_rbs:  # each step's DecisionView and choice in it
+            view = 3 * cfg.network.rb_candidates + CONTEXT_FEATURES[cfg.env.obs_mode] + 3
+        return scalars + view + per_episode / cfg.env.num_users
     obs = env.example_observation(1)
     return scalars + sum(x.size for x in jax.tree.leaves(obs))
 
@@ -88,7 +88,7 @@ def run_point(spec: dict, updates: int) -> dict:
     from semcom_jax.agents.config import TrainConfig
     from semcom_jax.training.experiment import make_env, make_trainer
 
-    cfg = TrainConfig(obs_mode="full", reward="dense", total_env_steps=10**9, **spec)
+    cfg = TrainConfig.of(obs_mode="full", reward="dense", total_env_steps=10**9, **spec)
     env = make_env(cfg)
     trainer = make_trainer(cfg, env, env.default_params)
     step = jax.jit(lambda s: trainer.run(s, 1))
@@ -146,7 +146,7 @@ def main(argv=None):
             raise SystemExit(f"--only: points are numbered 0..{len(specs) - 1}")
         specs = [specs[i] for i in a.only]
     for spec in specs:
-        cfg = TrainConfig(obs_mode="full", reward="dense", **spec)
+        cfg = TrainConfig.of(obs_mode="full", reward="dense", **spec)
         per_step = stored_floats_per_step(cfg)
         stored_gib = 4 * per_step * cfg.steps_per_update / 2**30
         row = {**{k: spec.get(k, getattr(cfg, k)) for k in (
@@ -155,10 +155,10 @@ def main(argv=None):
             "decisions_per_update": cfg.steps_per_update,
             "stored_floats_per_step": round(per_step, 1), "stored_rollout_gib": stored_gib,
             "machine": machine()}
-        label = (f"{spec['network']:>6} U={u} Q={cfg.num_rbs} envs={cfg.num_envs} "
-                 f"E={cfg.episodes_per_rollout} width={cfg.rb_hidden} epochs={cfg.update_epochs}"
-                 + (f" candidates={cfg.rb_candidates} ({cfg.rb_candidate_rule})"
-                    if cfg.rb_candidates else ""))
+        label = (f"{spec['network']:>6} U={u} Q={cfg.env.num_rbs} envs={cfg.run.num_envs} "
+                 f"E={cfg.run.episodes_per_rollout} width={cfg.network.rb_hidden} epochs={cfg.agent.update_epochs}"
+                 + (f" candidates={cfg.network.rb_candidates} ({cfg.network.rb_candidate_rule})"
+                    if cfg.network.rb_candidates else ""))
         if stored_gib > a.max_rollout_gib:
             row["note"] = f"not run: its stored rollout alone needs {stored_gib:.1f} GiB"
             print(f"{label}: {row['note']}", flush=True)

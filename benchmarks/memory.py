@@ -30,7 +30,7 @@ def point(u: int, n: int) -> dict:
     from semcom_jax.agents.config import TrainConfig
 
     if n > 0:
-        cfg = TrainConfig(num_users=u, num_rbs=2 * u, num_envs=n, episodes_per_rollout=1,
+        cfg = TrainConfig.of(num_users=u, num_rbs=2 * u, num_envs=n, episodes_per_rollout=1,
                           total_env_steps=2 * n * u, eval_episodes=64, chunk_updates=2,
                           ceiling_draws=0)  # the paper ceiling's Monte Carlo is not measured here
         exp = runs.Experiment(cfg)

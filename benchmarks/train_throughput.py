@@ -53,13 +53,13 @@ def _flops(compiled) -> float:
 
 def config_for(num_envs: int, obs: str, network: str = "per_rb") -> TrainConfig:
     """The default config at ``num_envs`` (one minibatch below 64 envs)."""
-    return TrainConfig(num_envs=num_envs, obs_mode=obs, network=network,
+    return TrainConfig.of(num_envs=num_envs, obs_mode=obs, network=network,
                        num_minibatches=4 if num_envs >= 64 else 1)
 
 
 def trainer_and_state(config: TrainConfig):
-    env = SemComEnv(config.num_users, config.num_rbs, obs_mode=config.obs_mode,
-                    reward=config.reward)
+    env = SemComEnv(config.env.num_users, config.env.num_rbs, obs_mode=config.env.obs_mode,
+                    reward=config.env.reward)
     trainer = PPO(config, env, env.default_params)
     return env, trainer, jax.jit(trainer.init)(jax.random.PRNGKey(0))
 
@@ -73,7 +73,7 @@ def measure(config: TrainConfig, updates: int, repeats: int):
     b = 1024
     obs = env.example_observation(b)
     fwd = jax.jit(trainer.network.apply).lower(state.params, obs).compile()
-    flops_per_step = _flops(fwd) / b * (1 + 3 * config.update_epochs)
+    flops_per_step = _flops(fwd) / b * (1 + 3 * config.agent.update_epochs)
     jax.block_until_ready(compiled(state))
     t = best_time(lambda: jax.block_until_ready(compiled(state)), repeats)
     return updates * config.steps_per_update / t, flops_per_step, compile_s
@@ -109,7 +109,7 @@ def main_split(a) -> None:
               f"{cfg.steps_per_update / t['collect_s']:>17.3e}", flush=True)
         rows.append({"network": a.network, "num_envs": n, "obs_mode": a.obs,
                      "steps_per_update": cfg.steps_per_update, **t, "collect_share": share,
-                     "update_epochs": cfg.update_epochs, "num_minibatches": cfg.num_minibatches,
+                     "update_epochs": cfg.agent.update_epochs, "num_minibatches": cfg.agent.num_minibatches,
                      "machine": machine()})
         write_csv(a.out + ".csv", rows)
     print(f"wrote {a.out}.csv")
@@ -157,8 +157,8 @@ def main(argv=None):
         rows.append({"num_envs": n, "obs_mode": a.obs, "env_steps_per_s": sps,
                      "network_flops_per_env_step": fps, "achieved_gflops": gflops,
                      "matmul_gflops": peak / 1e9, "compile_s": comp,
-                     "hidden": "x".join(map(str, cfg.hidden)), "update_epochs": cfg.update_epochs,
-                     "num_minibatches": cfg.num_minibatches, "machine": machine()})
+                     "hidden": "x".join(map(str, cfg.network.hidden)), "update_epochs": cfg.agent.update_epochs,
+                     "num_minibatches": cfg.agent.num_minibatches, "machine": machine()})
         write_csv(a.out + ".csv", rows)
     import matplotlib
     matplotlib.use("Agg")

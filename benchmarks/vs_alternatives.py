@@ -91,8 +91,8 @@ def train_ours(total_steps: int, budget_s: float, default_config: bool = False):
     # runs each update ~1.5x slower here than one device whose matmuls use both cores.
     common_keys = dict(total_env_steps=total_steps, eval_episodes=EVAL_EPISODES,
                        eval_seed=EVAL_SEED, devices=1)
-    cfg = (TrainConfig(**common_keys) if default_config else
-           TrainConfig(network="mlp", hidden=(64, 64), num_envs=1024, **common_keys))
+    cfg = (TrainConfig.of(**common_keys) if default_config else
+           TrainConfig.of(network="mlp", hidden=(64, 64), num_envs=1024, **common_keys))
     exp = runs.Experiment(cfg)
     state = exp.init_state()
     # One update per call, timed; the held-out evaluation after it is not (SB3's is not timed

@@ -31,10 +31,10 @@ from common import check_reuse, machine, output_folder, write_csv  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--total-steps", type=int, default=TrainConfig().total_env_steps)
+    ap.add_argument("--total-steps", type=int, default=TrainConfig().run.total_env_steps)
     ap.add_argument("--obs", nargs="+", default=["paper", "full"])
     ap.add_argument("--runs", nargs="+", default=["seeds", "alone"], choices=("seeds", "alone"))
-    ap.add_argument("--network", default=TrainConfig().network, choices=("per_rb", "set", "mlp"))
+    ap.add_argument("--network", default=TrainConfig().network.kind, choices=("per_rb", "set", "mlp"))
     ap.add_argument("--out", default=None,
                     help="output folder (default: a fresh runs/learning_quality-<time>/; the "
                          "committed figures: --out experiments/results/learning)")
@@ -64,7 +64,7 @@ def main(argv=None):
                 continue
             run_dir = os.path.join(a.out, f"{obs}-{tag}")
             shutil.rmtree(run_dir, ignore_errors=True)
-            cfg = TrainConfig(obs_mode=obs, num_seeds=seeds, total_env_steps=a.total_steps,
+            cfg = TrainConfig.of(obs_mode=obs, num_seeds=seeds, total_env_steps=a.total_steps,
                               network=a.network)
             s = runs.train(cfg, run_dir, progress=True)
             rows.append({

@@ -43,7 +43,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     a.out = output_folder(a.out, "padded_sweep")
     sizes = [(u, a.ratio * u) for u in a.users]
-    cfg = TrainConfig(num_envs=a.num_envs, episodes_per_rollout=1, total_env_steps=a.budget)
+    cfg = TrainConfig.of(num_envs=a.num_envs, episodes_per_rollout=1, total_env_steps=a.budget)
     sweep = SizeSweep(cfg, sizes)
     print(f"machine: {machine()}; sizes {sizes} padded to U={sweep.max_users}, "
           f"Q={sweep.max_rbs}; {sweep.config.num_updates} updates of "

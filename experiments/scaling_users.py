@@ -78,7 +78,7 @@ def peak_rss_gib() -> float:
 
 def base_config(args, **kw):
     from semcom_jax.agents.config import TrainConfig
-    return TrainConfig(network="set", reward="dense", obs_mode=args.obs, num_seeds=args.seeds,
+    return TrainConfig.of(network="set", reward="dense", obs_mode=args.obs, num_seeds=args.seeds,
                        episodes_per_rollout=1, ceiling_draws=0,
                        rb_candidates=args.rb_candidates,
                        rb_candidate_rule=args.rb_candidate_rule, **kw)
@@ -115,7 +115,7 @@ def evaluate(run_dir: str, u: int, q: int, ceiling_draws: int | None = None
     exp.evaluate(state)  # compiles
     t0 = time.perf_counter()
     ev = exp.evaluate(state)
-    dps = eval_episodes(u) * u * exp.config.num_seeds / (time.perf_counter() - t0)
+    dps = eval_episodes(u) * u * exp.config.run.num_seeds / (time.perf_counter() - t0)
     return [float(x) for x in np.ravel(ev["eval_normalised"])], exp.evaluator.baselines, dps
 
 

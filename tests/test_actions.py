@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from semcom_jax.agents import networks as nets
+from semcom_jax.agents.config import NetworkConfig
 from semcom_jax.env import ActionCodec, PaddedSemComEnv, SemComEnv
 
 
@@ -127,7 +128,7 @@ def test_per_rb_network_logits_follow_the_codec(u, q):
     # Logit of action encode(k, q) must depend on RB q's own features: perturb one RB's
     # features and only that RB's K logits may move.
     env = SemComEnv(u, q)
-    net = nets.make_network("per_rb", env, (8,), 8)
+    net = nets.make_network(NetworkConfig("per_rb", (8,), 8), env)
     obs = env.example_observation(1)
     params = net.init(jax.random.PRNGKey(0), obs)
     base, _ = net.apply(params, obs)

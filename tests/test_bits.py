@@ -130,11 +130,11 @@ def test_train_config_rng_reaches_the_training_env_only():
     from semcom_jax.agents.config import TrainConfig
     from semcom_jax.training.experiment import make_env
 
-    cfg = TrainConfig(rng="hash").validate()
+    cfg = TrainConfig.of(rng="hash").validate()
     assert make_env(cfg).generator.bits == "hash"
     assert make_env(cfg, 5, 10).generator.bits == "threefry"  # evaluation envs
-    sized = TrainConfig(rng="hash", network="set", train_users=(2, 4), train_rbs=(2, 5))
+    sized = TrainConfig.of(rng="hash", network="set", train_users=(2, 4), train_rbs=(2, 5))
     assert make_env(sized.validate()).generator.bits == "hash"
     assert make_env(TrainConfig()).generator.bits == "threefry"
     with pytest.raises(ValueError, match="'rng'"):
-        TrainConfig(rng="philox").validate()
+        TrainConfig.of(rng="philox").validate()

@@ -164,7 +164,7 @@ def test_every_flag_of_every_verb_has_a_help_text():
 
 def test_the_default_budget_is_a_whole_number_of_updates():
     cfg = TrainConfig()
-    assert cfg.num_updates * cfg.steps_per_update == cfg.total_env_steps
+    assert cfg.num_updates * cfg.steps_per_update == cfg.run.total_env_steps
 
 
 def test_train_errors_name_the_flag_typed_and_refuse_a_budget_of_too_few_updates(capsys):
@@ -183,8 +183,8 @@ def test_train_errors_name_the_flag_typed_and_refuse_a_budget_of_too_few_updates
 def test_the_size_free_network_brings_the_scaling_studys_settings():
     cfg = TrainConfig.from_dict({"network": "set", "train_users": [5, 50],
                                  "train_rbs": [5, 100], "num_users": 50, "num_rbs": 100})
-    assert (cfg.num_envs, cfg.episodes_per_rollout, cfg.total_env_steps) == (64, 1, 1_200_000)
+    assert (cfg.run.num_envs, cfg.run.episodes_per_rollout, cfg.run.total_env_steps) == (64, 1, 1_200_000)
     assert cfg.num_updates == 375  # 64 envs x 50 steps per update
     given = TrainConfig.from_dict({"network": "set", "num_envs": 32})
-    assert given.num_envs == 32 and given.episodes_per_rollout == 1
-    assert TrainConfig.from_dict({"network": "per_rb"}).num_envs == 1024
+    assert given.run.num_envs == 32 and given.run.episodes_per_rollout == 1
+    assert TrainConfig.from_dict({"network": "per_rb"}).run.num_envs == 1024

@@ -545,7 +545,7 @@ def test_shipped_measured_table_is_selectable_by_name():
     # the first goal: the encoders differ in clean accuracy, the costlier the better
     assert acc[0] + 0.01 < acc[1] and acc[1] + 0.01 < acc[2]
     assert load_table("synthetic").metadata["source"] != "measured"
-    TrainConfig(table="fashion-mnist", score="features").validate()
+    TrainConfig.of(table="fashion-mnist", score="features").validate()
     with pytest.raises(TableError, match="shipped tables"):
         load_table("no-such-table")
     assert set(NAMED_TABLES) == {"synthetic", "fashion-mnist"}

@@ -60,7 +60,7 @@ def test_state_at_rebuilds_every_step(padded):
 
 
 def _trainer(**kw):
-    cfg = TrainConfig(**{"num_users": 4, "num_rbs": 3, "num_envs": 4, "episodes_per_rollout": 2,
+    cfg = TrainConfig.of(**{"num_users": 4, "num_rbs": 3, "num_envs": 4, "episodes_per_rollout": 2,
                          "network": "set", "obs_mode": "full", "reward": "dense",
                          "hidden": (16,), "rb_hidden": 8, "num_minibatches": 2,
                          "total_env_steps": 10**5, **kw})
@@ -93,7 +93,7 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     cfg, env, tr = _trainer(**sizes)
     state = tr.init(jax.random.PRNGKey(0))
     _, _, _, traj, eps = jax.jit(lambda s: tr.experience.collect(s.params, s))(state)
-    assert traj.obs is None and traj.action.shape == (2 * env.num_users, cfg.num_envs)
+    assert traj.obs is None and traj.action.shape == (2 * env.num_users, cfg.run.num_envs)
     seen, ref_logits, logp, value = _replay(tr, state, traj)  # leaves (T, B, ...)
     # Acting from per-episode tables and running sums = the network on the observation.
     np.testing.assert_allclose(np.asarray(traj.log_prob), np.asarray(logp), atol=2e-5)
@@ -162,7 +162,7 @@ def test_chunked_gradient_equals_the_plain_ppo_gradient(extra, chunks):
     kl = jnp.float32(0.7)
 
     def objective(logits, value, mask, m):
-        return ppo_objective(logits, value, mask, m, cfg, kl)
+        return ppo_objective(logits, value, mask, m, cfg.agent, kl)
 
     grads = {}
     # With views, the update's logits are over each step's view: actions by their place in it.
@@ -180,7 +180,7 @@ def test_chunked_gradient_equals_the_plain_ppo_gradient(extra, chunks):
     steps = jnp.arange(env.num_users)
     obs = jax.jit(x.observations_at)(state.env_params, mb_data, steps)
     flat = merge_time_batch(mb.replace(traj=mb.traj.replace(obs=obs)))
-    want = jax.jit(jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat, cfg, kl)[0]))(
+    want = jax.jit(jax.grad(lambda p: ppo_loss(p, tr.network.apply, flat, cfg.agent, kl)[0]))(
         state.params)
     for chunk, g in grads.items():
         for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(want)):
@@ -198,16 +198,16 @@ def test_rollout_storage_grows_with_u_plus_q_per_episode():
         state = jax.eval_shape(tr.init, jax.random.PRNGKey(0))
         out = jax.eval_shape(lambda s: tr.experience.collect(s.params, s), state)
         stored = sum(x.size for x in jax.tree.leaves((out[3], out[4])))
-        sizes[u] = stored / cfg.num_envs
+        sizes[u] = stored / cfg.run.num_envs
         assert sizes[u] <= 30 * (u + 2 * u), (u, sizes[u])
     assert sizes[80] < 2.2 * sizes[40]  # linear in U + Q, not quadratic
 
 
 def test_config_needs_whole_episodes_per_minibatch():
     with pytest.raises(ValueError, match="num_minibatches"):
-        TrainConfig(network="set", num_envs=3, episodes_per_rollout=1).validate()
-    TrainConfig(network="set", num_envs=4, episodes_per_rollout=1).validate()
-    TrainConfig(network="per_rb", num_users=4, num_envs=3, episodes_per_rollout=1).validate()
+        TrainConfig.of(network="set", num_envs=3, episodes_per_rollout=1).validate()
+    TrainConfig.of(network="set", num_envs=4, episodes_per_rollout=1).validate()
+    TrainConfig.of(network="per_rb", num_users=4, num_envs=3, episodes_per_rollout=1).validate()
 
 
 def test_chunk_size_respects_the_activation_budget():

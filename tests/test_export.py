@@ -43,7 +43,7 @@ def test_one_training_update_lowers_for_gpu_and_tpu(algo):
     cfg = TrainConfig.for_algo(algo, num_users=3, num_rbs=4, num_envs=16, hidden=(16,),
                                total_env_steps=16 * 6 * 4, **extra)
     env = make_env(cfg)
-    trainer = make_trainer(cfg, env, env.make_params(cfg.env_params))
+    trainer = make_trainer(cfg, env, env.make_params(cfg.env.env_params))
     state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))  # shapes only: nothing runs
     exported = export.export(jax.jit(lambda s: trainer.run(s, 1)), platforms=PLATFORMS)(state)
     assert exported.platforms == PLATFORMS

@@ -46,9 +46,9 @@ def test_ppo_clip_loss_by_hand():
     apply = lambda p, obs: (jnp.broadcast_to(p["logits"], (2, 3)), p["value"])  # noqa: E731
     old_logp = jnp.array([-1.5, -0.1])
     adv, targets = jnp.array([1.0, 3.0]), jnp.array([1.0, -1.0])
-    cfg = TrainConfig(clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
+    cfg = TrainConfig.of(clip_eps=0.2, vf_coef=0.5, ent_coef=0.01)
     mb = Samples(traj=_batch(log_prob=old_logp), advantages=adv, targets=targets)
-    loss, aux = ppo_loss(params, apply, mb, cfg, 0.0)
+    loss, aux = ppo_loss(params, apply, mb, cfg.agent, 0.0)
 
     lp = [_log_softmax_legal(logits, np.asarray(MASK[i])) for i in range(2)]
     ratio = np.exp([lp[0][1] - (-1.5), lp[1][2] - (-0.1)])

@@ -45,4 +45,4 @@ def test_bad_compiler_options_are_refused_before_anything_is_built(options, mess
     from semcom_jax.training.experiment import Experiment
 
     with pytest.raises(ValueError, match=message):
-        Experiment(TrainConfig(num_users=2, num_rbs=3, num_envs=8), compiler_options=options)
+        Experiment(TrainConfig.of(num_users=2, num_rbs=3, num_envs=8), compiler_options=options)

@@ -102,7 +102,7 @@ def test_clip_table_matches_transformers_and_trains_the_env(models, npz_images, 
     # The more patches, the more compute: DM follows the vision towers.
     assert meta["encoder_compute"][0] < meta["encoder_compute"][1] < meta["encoder_compute"][2]
     # The env reads the table and PPO trains on it with in-graph feature corruption.
-    cfg = TrainConfig(num_users=2, num_rbs=3, num_envs=16, total_env_steps=16 * 4 * 2,
+    cfg = TrainConfig.of(num_users=2, num_rbs=3, num_envs=16, total_env_steps=16 * 4 * 2,
                       chunk_updates=2, eval_episodes=16, hidden=(16,), table=out,
                       score="features")
     summary = runs.train(cfg, str(tmp_path / "run"), progress=False)

@@ -103,7 +103,7 @@ def test_dqn_reports_epsilon_on_its_schedule(short_run):
     exp, _, metrics = short_run("dqn")
     cfg = exp.config
     env_steps = np.arange(cfg.num_updates) * cfg.steps_per_update
-    decay = 0.5 * cfg.total_env_steps
+    decay = 0.5 * cfg.run.total_env_steps
     expected = 0.9 + np.clip(env_steps / decay, 0, 1) * (0.2 - 0.9)
     assert np.isclose(expected[-1], 0.2) and expected[1] > 0.21  # both parts of the schedule are checked
     np.testing.assert_allclose(np.asarray(metrics["epsilon"])[0], expected, rtol=1e-5)

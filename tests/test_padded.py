@@ -88,7 +88,7 @@ def test_bad_active_sizes_are_refused():
 
 @pytest.mark.slow
 def test_vmapped_size_sweep_equals_sizes_one_by_one():
-    cfg = TrainConfig(num_envs=16, episodes_per_rollout=1, total_env_steps=16 * 4 * 3,
+    cfg = TrainConfig.of(num_envs=16, episodes_per_rollout=1, total_env_steps=16 * 4 * 3,
                       hidden=(16,), rb_hidden=8, num_minibatches=2)
     sweep = SizeSweep(cfg, [(2, 3), (4, 5), (3, 2)])
     states, metrics = sweep.train(jax.random.PRNGKey(0))

@@ -60,7 +60,7 @@ def test_masked_distribution_never_samples_illegal_and_stays_finite():
 
 
 def test_rollout_actions_are_always_legal():
-    exp = runs.Experiment(TrainConfig(**TINY))
+    exp = runs.Experiment(TrainConfig.of(**TINY))
     state = exp.init_state()
     one = jax.tree.map(lambda ax, x: x if ax is None else x[0], exp.axes, state,
                        is_leaf=lambda x: x is None)
@@ -72,7 +72,7 @@ def test_rollout_actions_are_always_legal():
 @pytest.mark.slow
 def test_ppo_learns_a_small_instance(optimised):
     # Measured on three seeds: 0.959-0.960 at this budget, untrained greedy policies -0.14-0.08.
-    cfg = TrainConfig(num_users=3, num_rbs=4, obs_mode="full", num_envs=256,
+    cfg = TrainConfig.of(num_users=3, num_rbs=4, obs_mode="full", num_envs=256,
                       total_env_steps=61_440, chunk_updates=40, eval_episodes=256)
     exp = runs.Experiment(cfg, compiler_options=optimised)
     state = exp.init_state()
@@ -82,14 +82,14 @@ def test_ppo_learns_a_small_instance(optimised):
 
 
 def test_kl_objective_runs_and_adapts():
-    exp = runs.Experiment(TrainConfig(**{**TINY, "objective": "kl", "kl_target": 1e-6}))
+    exp = runs.Experiment(TrainConfig.of(**{**TINY, "objective": "kl", "kl_target": 1e-6}))
     state, metrics, _ = exp.run_chunk(exp.init_state(), 2)
     assert float(metrics["kl_coef"][0, -1]) > 1.0  # KL above a tiny target doubles the penalty
 
 
 @pytest.mark.slow
 def test_seeds_vmapped_equal_seeds_alone():
-    cfg = TrainConfig(**{**TINY, "num_seeds": 2})
+    cfg = TrainConfig.of(**{**TINY, "num_seeds": 2})
     exp = runs.Experiment(cfg)
     state, metrics, _ = exp.run_chunk(exp.init_state(), 2)
     alone = exp.trainer.init(exp.seed_keys[1])
@@ -133,7 +133,7 @@ def test_kill_and_resume_equals_uninterrupted(cli_run, tmp_path):
     part = tmp_path / "part"
     # Stopped by a compute budget spent by the first chunk (as if killed after it).
     summary = runs.train(cfg, str(part), progress=False, time_limit_s=1e-9)
-    assert summary["updates"] == cfg.chunk_updates < cfg.num_updates
+    assert summary["updates"] == cfg.run.chunk_updates < cfg.num_updates
     assert not (part / "plots").exists()
     runs.train(None, str(part), resume=True, progress=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]  # noqa
@@ -149,9 +149,9 @@ def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
     assert code == 0
     for f in ("config.json", "metrics.csv", "metrics.jsonl", "summary.json", "baselines.json"):
         assert (run / f).exists()
-    assert json.loads((run / "config.json").read_text())["ent_coef"] == 0.02
+    assert json.loads((run / "config.json").read_text())["ppo"]["ent_coef"] == 0.02
     rows = runs.read_metrics(str(run))
-    assert len(rows) == 2 * TrainConfig(**TINY).num_updates
+    assert len(rows) == 2 * TrainConfig.of(**TINY).num_updates
     assert cli(["eval", str(run)]) == 0
     out = capsys.readouterr().out
     assert "policy (PPO)" in out and "optimum" in out
@@ -163,10 +163,10 @@ def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
 
 
 def test_shared_experiments_are_one_per_config():
-    cfg = TrainConfig(**TINY)
+    cfg = TrainConfig.of(**TINY)
     exp = runs.Experiment.shared(cfg)
     assert runs.Experiment.shared(TrainConfig.from_dict(json.loads(cfg.to_json()))) is exp
-    assert runs.Experiment.shared(TrainConfig(**{**TINY, "ent_coef": 0.02})) is not exp
+    assert runs.Experiment.shared(TrainConfig.of(**{**TINY, "ent_coef": 0.02})) is not exp
 
 
 @pytest.mark.parametrize("args,message", [
@@ -190,7 +190,7 @@ def test_summary_finds_the_first_update_reaching_0_9(tmp_path):
                             "unserved_rate": 0.0}
                      for name, r, n in (("random", -2.0, 0.0), ("optimum", -1.0, 1.0))}
 
-    cfg = TrainConfig(**TINY)
+    cfg = TrainConfig.of(**TINY)
     rows = [{"update": u, "seed": s, "env_steps": u * 10, "wall_time_s": float(u),
              "eval_return": -1.2, "eval_normalised": v, "eval_normalised_ceiling": v,
              "eval_unserved_rate": 0.0, "train_return": 0.0}

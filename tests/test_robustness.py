@@ -172,7 +172,6 @@ BAD_CONFIG = [
     ({"num_minibatches": 7}, "num_minibatches"),
     ({"env_params": {"tx_power_w": 1e39}}, "tx_power_w"),
     ({"env_params": [1]}, "env_params"),
-    ({"table": "/no/such/table.npz"}, "table"),
     ({"obs_mode": "partial"}, "obs_mode"),
     ({"learning_rate": 0.1}, "learning_rate"),
     ({"chunk_updates": -1}, "chunk_updates"),
@@ -183,6 +182,13 @@ BAD_CONFIG = [
 def test_bad_config_is_refused_naming_the_key(data, culprit):
     with pytest.raises(ValueError, match=culprit):
         TrainConfig.from_dict(data)
+
+
+def test_a_missing_table_is_named_when_the_run_is_built():
+    """The config does not look at the disk; building the run does, naming the file."""
+    cfg = TrainConfig.from_dict({"table": "/no/such/table.npz"})
+    with pytest.raises(ValueError, match="/no/such/table.npz.*does not exist"):
+        runs.Experiment(cfg)
 
 
 @pytest.mark.parametrize("name,content,culprit", [
@@ -352,7 +358,7 @@ def _final_leaves(run_dir):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("robust") / "full"
-    runs.train(TrainConfig(**TINY), str(run), progress=False)
+    runs.train(TrainConfig.of(**TINY), str(run), progress=False)
     return run
 
 
@@ -452,9 +458,9 @@ def test_disk_full_is_one_line_and_the_run_resumes_identically(finished_run, tmp
 @pytest.mark.slow
 def test_a_failed_start_is_replaced_by_the_next_start(tmp_path):
     run = tmp_path / "run"
-    files.start_run(str(run), TrainConfig(**TINY))  # as if the first chunk had crashed
-    summary = runs.train(TrainConfig(**TINY), str(run), progress=False)
-    assert summary["updates"] == TrainConfig(**TINY).num_updates
+    files.start_run(str(run), TrainConfig.of(**TINY))  # as if the first chunk had crashed
+    summary = runs.train(TrainConfig.of(**TINY), str(run), progress=False)
+    assert summary["updates"] == TrainConfig.of(**TINY).num_updates
     with pytest.raises(ValueError, match="already holds a run"):
-        runs.train(TrainConfig(**TINY), str(run), progress=False)
+        runs.train(TrainConfig.of(**TINY), str(run), progress=False)
 

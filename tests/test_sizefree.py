@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from semcom_jax.agents import networks as nets
+from semcom_jax.agents.config import NetworkConfig
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.env import SemComEnv
 from semcom_jax.env.padded import PaddedSemComEnv, RandomSizeEnv
@@ -89,19 +90,20 @@ def test_set_network_parameters_do_not_depend_on_size():
     shapes = []
     for u, q in ((3, 4), (7, 11)):
         env = SemComEnv(u, q, obs_mode="full", flat_features=False)
-        net = nets.make_network("set", env, (16, 16), 8)
+        net = nets.make_network(NetworkConfig("set", (16, 16), 8), env)
         params = jax.jit(net.init)(jax.random.PRNGKey(0), env.example_observation())
         shapes.append(jax.tree.map(lambda x: x.shape, params))
         logits, value = jax.jit(net.apply)(params, _random_obs(env, jax.random.PRNGKey(1)))
         assert logits.shape == (2, env.num_actions) and value.shape == (2,)
     assert shapes[0] == shapes[1]
     with pytest.raises(ValueError, match="flat features"):
-        nets.make_network("per_rb", SemComEnv(3, 4, flat_features=False), (8,), 8)
+        nets.make_network(NetworkConfig("per_rb", (8,), 8),
+                          SemComEnv(3, 4, flat_features=False))
 
 
 def test_set_network_is_equivariant_to_users_and_rbs():
     env = SemComEnv(6, 5, obs_mode="full", flat_features=False)
-    net = nets.make_network("set", env, (16,), 8)
+    net = nets.make_network(NetworkConfig("set", (16,), 8), env)
     obs = _random_obs(env, jax.random.PRNGKey(4))
     params = net.init(jax.random.PRNGKey(0), obs)
     logits, value = net.apply(params, obs)
@@ -125,7 +127,7 @@ def test_set_network_is_equivariant_to_users_and_rbs():
 
 def test_cached_episode_embedding_gives_the_same_logits():
     env = SemComEnv(5, 7, flat_features=False)
-    net = nets.make_network("set", env, (16,), 8)
+    net = nets.make_network(NetworkConfig("set", (16,), 8), env)
     obs = _random_obs(env, jax.random.PRNGKey(2))
     params = net.init(jax.random.PRNGKey(0), obs)
     emb = net.apply(params, obs.user_features, obs.rb_features[..., :1],
@@ -151,9 +153,9 @@ def _candidate_case(q=12, used=(1, 4, 5, 9, 10), batch=2):
 
 def test_rb_candidates_change_nothing_when_every_free_rb_is_in_view():
     env, obs, free = _candidate_case()  # 7 free RBs
-    full = nets.make_network("set", env, (16,), 8)
+    full = nets.make_network(NetworkConfig("set", (16,), 8), env)
     params = full.init(jax.random.PRNGKey(0), obs)
-    seen = nets.make_network("set", env, (16,), 8, rb_candidates=8)
+    seen = nets.make_network(NetworkConfig("set", (16,), 8, rb_candidates=8), env)
     a, b = full.apply(params, obs), seen.apply(params, obs)  # same parameters: shapes agree
     legal = np.asarray(obs.action_mask)
     np.testing.assert_allclose(np.asarray(b[0])[legal], np.asarray(a[0])[legal], rtol=1e-5,
@@ -202,11 +204,12 @@ def test_rb_candidates_score_only_the_rbs_in_view(rule):
     then see exactly them)."""
     env, obs, free = _candidate_case()
     m, k_count, q = (3 if rule == "top" else 4), env.num_encoders, env.num_rbs
-    net = nets.make_network("set", env, (16,), 8, rb_candidates=m, candidate_rule=rule)
+    net = nets.make_network(NetworkConfig("set", (16,), 8, rb_candidates=m,
+                                          rb_candidate_rule=rule), env)
     params = net.init(jax.random.PRNGKey(0), obs)
     logits, value = net.apply(params, obs)
     logp = np.asarray(nets.masked_log_probs(logits, obs.action_mask))
-    full = nets.make_network("set", env, (16,), 8)
+    full = nets.make_network(NetworkConfig("set", (16,), 8), env)
     for b in range(2):
         sinr = np.asarray(obs.rb_features[b, :, 2])
         want = _view_by_hand(sinr, free, m, rule)
@@ -226,22 +229,23 @@ def test_rb_candidates_score_only_the_rbs_in_view(rule):
 
 def test_rb_candidates_config_rules():
     with pytest.raises(ValueError, match="rb_candidates"):
-        TrainConfig(rb_candidates=8).validate()  # per_rb network
+        TrainConfig.of(rb_candidates=8).validate()  # per_rb network
     with pytest.raises(ValueError, match="rb_candidates"):
-        TrainConfig(network="set", rb_candidates=-1).validate()
+        TrainConfig.of(network="set", rb_candidates=-1).validate()
     with pytest.raises(ValueError, match="rb_candidates"):
-        nets.make_network("per_rb", SemComEnv(3, 4), (8,), 8, rb_candidates=2)
+        nets.make_network(NetworkConfig("per_rb", (8,), 8, rb_candidates=2), SemComEnv(3, 4))
     with pytest.raises(ValueError, match="rb_candidate_rule"):
-        TrainConfig(network="set", rb_candidates=8, rb_candidate_rule="best").validate()
+        TrainConfig.of(network="set", rb_candidates=8, rb_candidate_rule="best").validate()
     with pytest.raises(ValueError, match="candidate_rule"):
-        nets.make_network("set", SemComEnv(3, 4, flat_features=False), (8,), 8, rb_candidates=2,
-                          candidate_rule="best")
-    TrainConfig(network="set", rb_candidates=8, rb_candidate_rule="spread").validate()
+        nets.make_network(NetworkConfig("set", (8,), 8, rb_candidates=2,
+                                        rb_candidate_rule="best"),
+                          SemComEnv(3, 4, flat_features=False))
+    TrainConfig.of(network="set", rb_candidates=8, rb_candidate_rule="spread").validate()
 
 
 def test_value_counts_the_users_it_stands_for():
     env = SemComEnv(4, 4, reward="dense", flat_features=False)
-    net = nets.make_network("set", env, (8,), 8)
+    net = nets.make_network(NetworkConfig("set", (8,), 8), env)
     obs = _random_obs(env, jax.random.PRNGKey(5), batch=1)
     params = net.init(jax.random.PRNGKey(0), obs)
     done = obs.replace(user_status=jnp.full_like(obs.user_status, SERVED))
@@ -251,11 +255,11 @@ def test_value_counts_the_users_it_stands_for():
 
 def test_config_refuses_sizes_without_the_set_network():
     with pytest.raises(ValueError, match="network"):
-        TrainConfig(train_users=(2, 5)).validate()
+        TrainConfig.of(train_users=(2, 5)).validate()
     with pytest.raises(ValueError, match="train_users"):
-        TrainConfig(network="set", train_users=(5, 2)).validate()
-    cfg = TrainConfig(network="set", train_users=(2, 6), train_rbs=(2, 9))
-    assert cfg.episode_length == 6 and cfg.num_steps == 2 * 6
+        TrainConfig.of(network="set", train_users=(5, 2)).validate()
+    cfg = TrainConfig.of(network="set", train_users=(2, 6), train_rbs=(2, 9))
+    assert cfg.env.episode_length == 6 and cfg.num_steps == 2 * 6
     assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
 
 
@@ -280,7 +284,7 @@ def test_zero_shot_eval_at_a_size_never_trained_on(tmp_path, capsys):
     from semcom_jax.training import files
 
     other = str(tmp_path / "per_rb")
-    files.start_run(other, TrainConfig(num_users=2, num_rbs=3, num_envs=8, eval_episodes=4))
+    files.start_run(other, TrainConfig.of(num_users=2, num_rbs=3, num_envs=8, eval_episodes=4))
     assert main(["eval", other, "--users", "4"]) == 2
     assert "size-free" in capsys.readouterr().err
 

@@ -33,18 +33,15 @@ class Trainer(abc.ABC):
         self.config = config
         self.env = env
         self.env_params = env_params
-        self.venv = VecEnv(env, config.num_envs)
-        self.network = nets.make_network(config.network, env, config.hidden, config.rb_hidden,
-                                         value_head=self.value_head,
-                                         rb_candidates=config.rb_candidates,
-                                         candidate_rule=config.rb_candidate_rule)
-        self.optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+        self.venv = VecEnv(env, config.run.num_envs)
+        self.network = nets.make_network(config.network, env, value_head=self.value_head)
+        self.optimizer = optax.chain(optax.clip_by_global_norm(config.agent.max_grad_norm),
                                      optax.adam(self.learning_rate(), eps=self.adam_eps))
 
     adam_eps: float = 1e-8
 
     def learning_rate(self):
-        return self.config.lr
+        return self.config.agent.lr
 
     def init_network(self, key: jax.Array):
         """Fresh parameters of one network."""

@@ -1,4 +1,19 @@
-"""Training configuration: one frozen dataclass, validated on the host, to and from JSON."""
+"""Training configuration, one frozen dataclass per concern, validated on the host.
+
+A :class:`TrainConfig` holds the env's (:class:`EnvConfig`), the network's
+(:class:`NetworkConfig`), the run's (:class:`RunConfig`) and the algorithm's own config (``agent``,
+a class owned by the algorithm's module: ``PPOConfig`` in ``ppo.py``, ...). Each validates
+itself; :meth:`TrainConfig.validate` adds the checks that span concerns.
+
+Algorithms are found by name in :data:`ALGORITHMS`, filled by :func:`register` (one call per
+algorithm, in ``semcom_jax/agents/__init__.py``).
+
+Keys. Every field has a *key*, its name (the network's ``kind`` is the key ``network``), unique
+across the concerns of one algorithm: ``--set KEY=VALUE``, error messages and
+:meth:`TrainConfig.for_algo` use keys. ``config.json`` is nested by concern
+(:meth:`TrainConfig.to_dict`); :meth:`TrainConfig.from_dict` reads it, and the flat files of
+earlier versions (every key at the top level, those of the other algorithms included).
+"""
 
 from __future__ import annotations
 
@@ -6,47 +21,41 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from semcom_jax.agents.networks import CANDIDATE_RULES, NETWORKS
 from semcom_jax.env.bits import BIT_SOURCES
 from semcom_jax.env.environment import OBS_MODES, REWARDS, SCORES
 from semcom_jax.physics.params import EnvParams
-from semcom_jax.tables.format import NAMED_TABLES, table_path
 
-ALGOS = ("ppo", "sac", "dqn")
 MAX_INT = 2**31 - 1  # counters, seeds and sizes are int32 inside the compiled loop
-OBJECTIVES = ("clip", "kl")
-
-
-# Per-algorithm defaults, applied by ``TrainConfig.for_algo`` and ``from_dict`` (so
-# ``semcom-jax train --algo sac`` gets them); a key given explicitly wins. The off-policy agents
-# step fewer envs per update and take several small gradient steps on replayed data, the usual
-# regime for SAC and DQN; network sizes are the same for all three.
-ALGO_DEFAULTS: dict = {
-    "ppo": {},
-    # 3 M as before: DQN's exploration schedule is a fraction of the budget, so a whole number of
-    # updates (2,999,040) would move the published figures.
-    "sac": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
-            "total_env_steps": 3_000_000},
-    "dqn": {"num_envs": 256, "episodes_per_rollout": 1, "lr": 1e-3, "max_grad_norm": 10.0,
-            "total_env_steps": 3_000_000},
-}
-# PPO with the size-free network: the settings of the scaling study (64 envs, one episode per
-# rollout, 1.2 M steps), measured to reach its quality across sizes (docs/results.md); the
-# per-RB network's 1024 envs x 2 episodes make so few updates at U = 50 that the policy stays
-# below greedy. A key given explicitly wins.
-SET_NETWORK_DEFAULTS: dict = {"num_envs": 64, "episodes_per_rollout": 1,
-                              "total_env_steps": 1_200_000}
-# chunk_updates = 0 (auto): about AUTO_EVALUATIONS evaluations per run, and at most this many
-# updates per chunk (an off-policy update is a short rollout, so its chunks hold more of them).
+# chunk_updates = 0 (auto): about AUTO_EVALUATIONS evaluations per run, and at most the
+# algorithm's ``chunk_max`` updates per chunk.
 AUTO_EVALUATIONS = 20
-AUTO_CHUNK_MAX = {"ppo": 10, "sac": 100, "dqn": 100}
 
+
+def need(config, cond: bool, name: str, what: str, key: str | None = None) -> None:
+    """Raise ``ValueError('config key KEY WHAT, got VALUE')`` unless ``cond``."""
+    if not cond:
+        raise ValueError(f"config key {key or name!r} {what}, got {getattr(config, name)!r}")
+
+
+def _number_checks(config) -> None:
+    """Every int within int32, every float finite."""
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if isinstance(v, int) and not isinstance(v, bool):
+            need(config, -MAX_INT <= v <= MAX_INT, f.name, f"must lie within +-{MAX_INT} (int32)")
+        elif isinstance(v, float):
+            need(config, math.isfinite(v), f.name, "must be finite")
+
+
+# ---------------------------------------------------------------------- the concerns
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    # --- environment (shapes and modes; physics in env_params) ---
+class EnvConfig:
+    """Shapes and modes of the training env (its physics: ``env_params``)."""
+
     num_users: int = 5  # the size trained on, and the size of the held-out evaluation
     num_rbs: int = 10
     # Training across sizes (network "set" only): each episode draws U and Q uniformly from
@@ -60,63 +69,7 @@ class TrainConfig:
     rng: str = "threefry"  # the training env's episode draws: "threefry" or "hash" (env/bits.py;
     # held-out evaluation episodes are always threefry)
     env_params: dict = dataclasses.field(default_factory=dict)  # EnvParams overrides
-    # --- algorithm ---
-    algo: str = "ppo"
-    objective: str = "clip"  # "clip" (PPO-clip) or "kl" (the paper's eq. 13, adaptive penalty)
-    num_envs: int = 1024
-    episodes_per_rollout: int = 2  # rollout length = episodes_per_rollout * num_users steps
-    total_env_steps: int = 2_990_080  # 292 updates of 1024 envs x 10 steps (about 3 M)
-    update_epochs: int = 4
-    num_minibatches: int = 4
-    lr: float = 3e-3
-    anneal_lr: bool = True
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    kl_target: float = 0.01
-    kl_coef_init: float = 1.0
-    # --- off-policy (sac, dqn): replay on the device, one update = one rollout + gradient steps ---
-    buffer_size: int = 50_000  # transitions per seed
-    batch_size: int = 256
-    gradient_steps: int = 8  # gradient steps per update (after each rollout)
-    learning_starts: int = 10_000  # env steps collected before the first gradient step
-    tau: float = 0.005  # Polyak rate of the target networks, per gradient step
-    eps_start: float = 1.0  # dqn: epsilon-greedy, linear from eps_start to eps_end ...
-    eps_end: float = 0.05
-    eps_fraction: float = 0.2  # ... over this fraction of total_env_steps
-    alpha_init: float = 0.1  # sac: initial entropy temperature
-    target_entropy_scale: float = 0.3  # sac: target entropy = scale * log(number of legal actions)
-    network: str = "per_rb"  # "per_rb" (per-RB head), "set" (size-free) or "mlp" (flat)
-    hidden: tuple = (64, 64)
-    rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
-    rb_candidates: int = 0  # "set": RBs scored per decision, M of the free ones (0: all Q)
-    rb_candidate_rule: str = "top"  # which M: "top" (best by SINR) or "spread" (half best, half
-    # a sample of the other free RBs; networks._candidate_rbs)
-    # --- run ---
-    num_seeds: int = 1
-    seed: int = 0
-    eval_episodes: int = 1024
-    eval_seed: int = 12345
-    ceiling_draws: int = 256  # Monte-Carlo draws per held-out episode for the paper ceiling; 0: off
-    # Updates per compiled call; after each: held-out evaluation, metrics, checkpoint, progress.
-    # 0 = auto (see updates_per_chunk); the CLI's --eval-every STEPS sets it from env steps.
-    chunk_updates: int = 0
-    devices: int = 0  # devices the env batch is split over; 0 = all local (see sharding.py)
 
-    @classmethod
-    def for_algo(cls, algo: str = "ppo", **overrides) -> "TrainConfig":
-        """The defaults of ``algo`` (``ALGO_DEFAULTS``; PPO with ``network="set"`` also
-        ``SET_NETWORK_DEFAULTS``), then ``overrides``."""
-        if algo not in ALGOS:
-            raise ValueError(f"config key 'algo' must be one of {ALGOS}, got {algo!r}")
-        network = {**SET_NETWORK_DEFAULTS} if (algo == "ppo"
-                                                and overrides.get("network") == "set") else {}
-        return cls(**{**ALGO_DEFAULTS[algo], **network, "algo": algo, **overrides})
-
-    # ------------------------------------------------------------------ derived
     @property
     def sized(self) -> bool:
         """Whether training draws (U, Q) per episode (``train_users`` / ``train_rbs``)."""
@@ -135,167 +88,306 @@ class TrainConfig:
         """Steps per training episode: the largest number of users trained on."""
         return self.users_range[1] if self.sized else self.num_users
 
+    def make_env_params(self) -> EnvParams:
+        """``env_params`` on the model's defaults (docs/model.md); an env built for a table
+        with its own encoder costs starts from those instead (``SemComEnv.make_params``)."""
+        return EnvParams.from_dict(self.env_params)
+
+    def validate(self) -> "EnvConfig":
+        for name in ("num_users", "num_rbs"):
+            need(self, getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("train_users", "train_rbs"):
+            v = tuple(getattr(self, name))
+            need(self, v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,
+                 "must be () or (min, max) with 1 <= min <= max")
+        need(self, self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
+        need(self, self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")
+        need(self, self.score in SCORES, "score", f"must be one of {tuple(SCORES)}")
+        need(self, self.rng in BIT_SOURCES, "rng", f"must be one of {BIT_SOURCES}")
+        self.make_env_params()  # raises naming a bad physical parameter
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The policy network, shared by every algorithm (SAC and DQN use it without its value)."""
+
+    kind: str = "per_rb"  # key "network": "per_rb" (per-RB head), "set" (size-free) or "mlp"
+    hidden: tuple = (64, 64)
+    rb_hidden: int = 32  # width of the per-RB head ("per_rb", "set": also the embeddings)
+    rb_candidates: int = 0  # "set": RBs scored per decision, M of the free ones (0: all Q)
+    rb_candidate_rule: str = "top"  # which M: "top" (best by SINR) or "spread" (half best, half
+    # a sample of the other free RBs; networks._candidate_rbs)
+
+    def validate(self) -> "NetworkConfig":
+        need(self, self.kind in NETWORKS, "kind", f"must be one of {NETWORKS}", key="network")
+        need(self, len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
+             "must list at least one positive layer width")
+        need(self, self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
+        need(self, self.rb_candidates >= 0, "rb_candidates", "must be >= 0 (0 = every RB)")
+        need(self, self.rb_candidates == 0 or self.kind == "set", "rb_candidates",
+             "is an option of network 'set' only (use 0 with 'per_rb' or 'mlp')")
+        need(self, self.rb_candidate_rule in CANDIDATE_RULES, "rb_candidate_rule",
+             f"must be one of {CANDIDATE_RULES}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The env batch, the budget, the seeds and the evaluation."""
+
+    num_envs: int = 1024
+    episodes_per_rollout: int = 2  # rollout length = episodes_per_rollout * episode length
+    total_env_steps: int = 2_990_080  # 292 updates of 1024 envs x 10 steps (about 3 M)
+    num_seeds: int = 1
+    seed: int = 0
+    eval_episodes: int = 1024
+    eval_seed: int = 12345
+    ceiling_draws: int = 256  # Monte-Carlo draws per held-out episode for the paper ceiling; 0: off
+    # Updates per compiled call; after each: held-out evaluation, metrics, checkpoint, progress.
+    # 0 = auto (see TrainConfig.updates_per_chunk); the CLI's --eval-every sets it from env steps.
+    chunk_updates: int = 0
+    devices: int = 0  # devices the env batch is split over; 0 = all local (see sharding.py)
+
+    def validate(self) -> "RunConfig":
+        for name in ("num_envs", "episodes_per_rollout", "total_env_steps", "num_seeds",
+                     "eval_episodes"):
+            need(self, getattr(self, name) >= 1, name, "must be >= 1")
+        need(self, self.chunk_updates >= 0, "chunk_updates", "must be >= 0 (0 = auto)")
+        for name in ("seed", "eval_seed"):
+            need(self, getattr(self, name) >= 0, name, f"must lie in [0, {MAX_INT}]")
+        need(self, self.devices >= 0, "devices", "must be >= 0 (0 = all local devices)")
+        need(self, self.ceiling_draws == 0 or self.ceiling_draws >= 2, "ceiling_draws",
+             "must be 0 (no paper ceiling) or >= 2")
+        return self
+
+
+# ---------------------------------------------------------------------- algorithms
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """A registered algorithm: its trainer, its config class and how it differs by default."""
+
+    name: str
+    trainer: type  # ``trainer(config, env, env_params)``, a :class:`~semcom_jax.agents.base.Trainer`
+    config: type  # a frozen dataclass with ``validate(train_config)``; its fields are keys
+    # Keys of the other concerns this algorithm sets differently by default, given the keys a
+    # user set (a mapping, or a function of those keys to one); a key given explicitly wins.
+    defaults: Any = dataclasses.field(default_factory=dict)
+    chunk_max: int = 10  # at most this many updates per compiled chunk when chunk_updates = 0
+
+    def defaults_for(self, keys: Mapping[str, Any]) -> dict:
+        return dict(self.defaults(keys) if callable(self.defaults) else self.defaults)
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(name: str, trainer: type, config: type,
+             defaults: Mapping[str, Any] | Callable[[Mapping], Mapping] | None = None,
+             chunk_max: int = 10) -> Algorithm:
+    """Make ``algo=name`` train with ``trainer`` and read ``config`` (the whole step of adding
+    an algorithm besides writing its module; docs/agents.md shows one)."""
+    if not dataclasses.is_dataclass(config) or not hasattr(config, "validate"):
+        raise ValueError(f"register({name!r}): config must be a dataclass with validate()")
+    taken = set(_section_keys()) & {f.name for f in dataclasses.fields(config)}
+    if taken:
+        raise ValueError(f"register({name!r}): config field(s) {sorted(taken)} are keys of the "
+                         "env, network or run config")
+    ALGORITHMS[name] = Algorithm(name, trainer, config, defaults or {}, chunk_max)
+    return ALGORITHMS[name]
+
+
+def algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ValueError(f"config key 'algo' must be one of {tuple(ALGORITHMS)}, got {name!r}")
+    return ALGORITHMS[name]
+
+
+# ---------------------------------------------------------------------- keys
+
+SECTIONS = {"env": EnvConfig, "network": NetworkConfig, "run": RunConfig}
+_KEY_OF = {("network", "kind"): "network"}  # fields whose key is not their name
+
+
+def _section_keys() -> dict:
+    """key -> (section, field) of the env, network and run configs."""
+    return {_KEY_OF.get((s, f.name), f.name): (s, f.name)
+            for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+
+
+def _keys_of(algo: str) -> dict:
+    """key -> (section, field) for every key of ``algo``'s configuration."""
+    return {**_section_keys(),
+            **{f.name: ("agent", f.name) for f in dataclasses.fields(algorithm(algo).config)}}
+
+
+def _coerce(key: str, value, ref):
+    """``value`` of the key whose default is ``ref``, checked and converted (JSON lists to
+    tuples, ints to floats)."""
+    if isinstance(ref, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(ref, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(ref, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(ref, str):
+        ok = isinstance(value, str)
+    elif isinstance(ref, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
+    else:  # dict
+        ok = isinstance(value, dict)
+    if not ok:
+        raise ValueError(f"config key {key!r} must be of type {type(ref).__name__}, "
+                         f"got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------- the whole
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    algo: str = "ppo"
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    agent: Any = None  # the algorithm's config (``ALGORITHMS[algo].config``); None: its defaults
+
+    def __post_init__(self):
+        if self.agent is None:
+            object.__setattr__(self, "agent", algorithm(self.algo).config())
+
+    # ------------------------------------------------------------------ from keys
+
+    @classmethod
+    def for_algo(cls, algo: str = "ppo", **keys) -> "TrainConfig":
+        """The defaults of ``algo`` (its config class, and its ``defaults`` for the other
+        concerns), then ``keys``. Not validated (see :meth:`validate`)."""
+        return cls.from_keys(algo, {**algorithm(algo).defaults_for(keys), **keys})
+
+    @classmethod
+    def of(cls, **keys) -> "TrainConfig":
+        """From keys (``algo`` among them, default "ppo"), every other key at its field
+        default: no per-algorithm defaults (those are :meth:`for_algo`'s). Not validated."""
+        return cls.from_keys(keys.pop("algo", "ppo"), keys)
+
+    @classmethod
+    def from_keys(cls, algo: str, keys: Mapping[str, Any], strict: bool = True) -> "TrainConfig":
+        """A config of ``algo`` from keys, the unset ones at their field defaults (no
+        per-algorithm defaults: :meth:`for_algo`). With ``strict=False`` a key of another
+        registered algorithm is ignored (the flat files of earlier versions hold them all)."""
+        owner = _keys_of(algo)
+        unknown = sorted(set(keys) - set(owner))
+        if unknown and not strict:
+            others = {k for a in ALGORITHMS for k in _keys_of(a)}
+            keys = {k: v for k, v in keys.items() if k in owner}
+            unknown = sorted(set(unknown) - others)
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown} for algorithm {algo!r}; known "
+                             f"keys: {sorted(owner)}")
+        parts: dict = {s: {} for s in (*SECTIONS, "agent")}
+        classes = {**SECTIONS, "agent": algorithm(algo).config}
+        for key, value in keys.items():
+            section, field = owner[key]
+            ref = getattr(classes[section](), field)
+            parts[section][field] = _coerce(key, value, ref)
+        return cls(algo=algo, **{s: classes[s](**kw) for s, kw in parts.items()})
+
+    def keys(self) -> dict:
+        """Every key of this config with its value (what ``--set`` and :meth:`for_algo`
+        take)."""
+        parts = {**{s: getattr(self, s) for s in SECTIONS}, "agent": self.agent}
+        return {key: getattr(parts[s], f) for key, (s, f) in _keys_of(self.algo).items()}
+
+    def replace(self, **keys) -> "TrainConfig":
+        """This config with some keys changed (not validated)."""
+        return self.from_keys(self.algo, {**self.keys(), **keys})
+
+    # ------------------------------------------------------------------ derived
+
     @property
     def num_steps(self) -> int:
-        return self.episodes_per_rollout * self.episode_length
+        """Steps per env per rollout."""
+        return self.run.episodes_per_rollout * self.env.episode_length
 
     @property
     def steps_per_update(self) -> int:
-        return self.num_steps * self.num_envs
+        return self.num_steps * self.run.num_envs
 
     @property
     def num_updates(self) -> int:
-        return max(1, self.total_env_steps // self.steps_per_update)
+        return max(1, self.run.total_env_steps // self.steps_per_update)
 
     @property
     def updates_per_chunk(self) -> int:
         """``chunk_updates``, or when 0 about ``AUTO_EVALUATIONS`` evaluations per run (at least
-        one update, at most ``AUTO_CHUNK_MAX[algo]`` per chunk)."""
-        if self.chunk_updates > 0:
-            return self.chunk_updates
-        return max(1, min(self.num_updates // AUTO_EVALUATIONS, AUTO_CHUNK_MAX[self.algo]))
+        one update, at most the algorithm's ``chunk_max`` per chunk)."""
+        if self.run.chunk_updates > 0:
+            return self.run.chunk_updates
+        return max(1, min(self.num_updates // AUTO_EVALUATIONS, algorithm(self.algo).chunk_max))
 
-    @property
-    def minibatch_size(self) -> int:
-        return self.steps_per_update // self.num_minibatches
-
-    def make_env_params(self) -> EnvParams:
-        """``env_params`` on the model's defaults (docs/model.md) (validation; an env built for a table with its
-        own encoder costs starts from those instead: ``SemComEnv.make_params``)."""
-        return EnvParams.from_dict(self.env_params)
+    # ------------------------------------------------------------------ files
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for name in ("hidden", "train_users", "train_rbs"):
-            d[name] = list(getattr(self, name))
-        return d
+        """Nested by concern: ``{"algo", "env", "network", "run", <algo>}``."""
+        def plain(part):
+            return {k: list(v) if isinstance(v, tuple) else v
+                    for k, v in dataclasses.asdict(part).items()}
+
+        return {"algo": self.algo, **{s: plain(getattr(self, s)) for s in SECTIONS},
+                self.algo: plain(self.agent)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(fields)}")
-        kwargs = {}
-        defaults = cls()
-        algo = d.get("algo", "ppo")
-        for name, value in d.items():
-            ref = getattr(defaults, name)
-            if isinstance(ref, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(ref, int):
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif isinstance(ref, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-                value = float(value) if ok else value
-            elif isinstance(ref, str):
-                ok = isinstance(value, str)
-            elif isinstance(ref, tuple):
-                ok = isinstance(value, (list, tuple)) and all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in value)
-                value = tuple(value) if ok else value
-            else:  # dict
-                ok = isinstance(value, dict)
-            if not ok:
-                raise ValueError(f"config key {name!r} must be of type {type(ref).__name__}, "
-                                 f"got {value!r}")
-            kwargs[name] = value
-        kwargs.pop("algo", None)
-        cfg = cls.for_algo(algo, **kwargs)
-        cfg.validate()
-        return cfg
+        """Validated, from a nested dict (:meth:`to_dict`) or a flat one of keys (earlier
+        versions' files, ``--set``); the algorithm's defaults fill what ``d`` does not set."""
+        d = dict(d)
+        algo = d.pop("algo", "ppo")
+        algorithm(algo)
+        nested = any(isinstance(d.get(s), dict) for s in SECTIONS)
+        if nested:
+            extra = sorted(set(d) - {*SECTIONS, algo})
+            if extra:
+                raise ValueError(f"config sections must be {sorted({*SECTIONS, algo})}; "
+                                 f"unknown: {extra}")
+            keys = {}
+            for s in SECTIONS:
+                for field, value in d.get(s, {}).items():
+                    keys[_KEY_OF.get((s, field), field)] = value
+            keys.update(d.get(algo, {}))
+            cfg = cls.for_algo(algo, **keys)
+        else:  # flat: earlier versions wrote every algorithm's keys
+            cfg = cls.from_keys(algo, {**algorithm(algo).defaults_for(d), **d}, strict=False)
+        return cfg.validate()
 
     @classmethod
     def from_file(cls, path: str) -> "TrainConfig":
         return cls.from_dict(read_config_file(path))
 
-    def validate(self) -> "TrainConfig":
-        def need(cond, name, what):
-            if not cond:
-                raise ValueError(f"config key {name!r} {what}, got {getattr(self, name)!r}")
+    # ------------------------------------------------------------------ checks
 
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, int) and not isinstance(v, bool):
-                need(-MAX_INT <= v <= MAX_INT, f.name, f"must lie within +-{MAX_INT} (int32)")
-            elif isinstance(v, float):
-                need(math.isfinite(v), f.name, "must be finite")
-        for name in ("num_users", "num_rbs", "num_envs", "episodes_per_rollout", "total_env_steps",
-                     "update_epochs", "num_minibatches", "num_seeds", "eval_episodes"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        need(self.chunk_updates >= 0, "chunk_updates", "must be >= 0 (0 = auto)")
-        for name in ("seed", "eval_seed"):
-            need(getattr(self, name) >= 0, name, f"must lie in [0, {MAX_INT}]")
-        need(self.num_envs * self.num_steps <= MAX_INT, "num_envs",
+    def validate(self) -> "TrainConfig":
+        algorithm(self.algo)
+        for part in (self.env, self.network, self.run, self.agent):
+            _number_checks(part)
+        self.env.validate()
+        self.network.validate()
+        self.run.validate()
+        need(self.run, self.run.num_envs * self.num_steps <= MAX_INT, "num_envs",
              f"times the rollout's {self.num_steps} steps must stay <= {MAX_INT} (int32)")
-        need(self.algo in ALGOS, "algo", f"must be one of {ALGOS}")
-        need(self.devices >= 0, "devices", "must be >= 0 (0 = all local devices)")
-        need(self.ceiling_draws == 0 or self.ceiling_draws >= 2, "ceiling_draws",
-             "must be 0 (no paper ceiling) or >= 2")
-        need(self.network in NETWORKS, "network", f"must be one of {NETWORKS}")
-        need(self.rb_hidden >= 1, "rb_hidden", "must be >= 1")
-        need(self.rb_candidates >= 0, "rb_candidates", "must be >= 0 (0 = every RB)")
-        need(self.rb_candidates == 0 or self.network == "set", "rb_candidates",
-             "is an option of network 'set' only (use 0 with 'per_rb' or 'mlp')")
-        need(self.rb_candidate_rule in CANDIDATE_RULES, "rb_candidate_rule",
-             f"must be one of {CANDIDATE_RULES}")
-        for name in ("train_users", "train_rbs"):
-            v = tuple(getattr(self, name))
-            need(v == () or (len(v) == 2 and 1 <= v[0] <= v[1]), name,
-                 "must be () or (min, max) with 1 <= min <= max")
-        if self.sized:
-            need(self.network == "set", "network",
+        if self.env.sized:
+            need(self.network, self.network.kind == "set", "kind",
                  "must be 'set' to train across sizes (train_users / train_rbs): only its "
-                 "parameters do not depend on U and Q")
-        need(self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
-        need(self.obs_mode in OBS_MODES, "obs_mode", f"must be one of {OBS_MODES}")
-        need(self.reward in REWARDS, "reward", f"must be one of {tuple(REWARDS)}")
-        need(self.score in SCORES, "score", f"must be one of {tuple(SCORES)}")
-        need(self.rng in BIT_SOURCES, "rng", f"must be one of {BIT_SOURCES}")
-        for name in ("lr", "clip_eps", "max_grad_norm", "kl_target", "kl_coef_init"):
-            v = getattr(self, name)
-            need(math.isfinite(v) and v > 0, name, "must be finite and > 0")
-        for name in ("ent_coef", "vf_coef"):
-            v = getattr(self, name)
-            need(math.isfinite(v) and v >= 0, name, "must be finite and >= 0")
-        for name in ("gamma", "gae_lambda"):
-            v = getattr(self, name)
-            need(0.0 <= v <= 1.0, name, "must lie in [0, 1]")
-        need(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
-             "must list at least one positive layer width")
-        if self.algo == "ppo" and self.network == "set":
-            # Minibatches of whole episodes (agents/episodic.py).
-            episodes = self.episodes_per_rollout * self.num_envs
-            need(episodes % self.num_minibatches == 0, "num_minibatches",
-                 f"must divide the episodes per rollout, num_envs * episodes_per_rollout = "
-                 f"{episodes} (network 'set' forms minibatches of whole episodes)")
-        elif self.algo == "ppo":
-            need(self.steps_per_update % self.num_minibatches == 0, "num_minibatches",
-                 f"must divide the rollout size num_envs * rollout steps = "
-                 f"{self.steps_per_update}")
-        else:
-            for name in ("batch_size", "gradient_steps"):
-                need(getattr(self, name) >= 1, name, "must be >= 1")
-            need(self.learning_starts >= 0, "learning_starts", "must be >= 0")
-            need(self.buffer_size >= self.steps_per_update, "buffer_size",
-                 f"must hold at least one rollout of {self.steps_per_update} transitions")
-            need(self.batch_size <= self.buffer_size, "batch_size",
-                 f"must be <= buffer_size ({self.buffer_size})")
-            need(0.0 < self.tau <= 1.0, "tau", "must lie in (0, 1]")
-            for name in ("eps_start", "eps_end", "eps_fraction", "target_entropy_scale"):
-                need(0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
-            need(self.eps_end <= self.eps_start, "eps_end", "must be <= eps_start")
-            need(math.isfinite(self.alpha_init) and self.alpha_init > 0, "alpha_init",
-                 "must be finite and > 0")
-        need(self.total_env_steps >= self.steps_per_update, "total_env_steps",
+                 "parameters do not depend on U and Q", key="network")
+        self.agent.validate(self)
+        need(self.run, self.run.total_env_steps >= self.steps_per_update, "total_env_steps",
              f"must be at least one update's {self.steps_per_update} env steps")
-        if self.table:
-            need(os.path.isfile(table_path(self.table)), "table",
-                 f"must name an existing table file or a shipped table {sorted(NAMED_TABLES)}")
-        self.make_env_params()  # raises naming a bad physical parameter
         return self
 
 

@@ -9,14 +9,31 @@ falls linearly from ``eps_start`` to ``eps_end`` over ``eps_fraction * total_env
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from semcom_jax.agents import networks as nets
-from semcom_jax.agents.offpolicy import Learner, OffPolicy, polyak
+from semcom_jax.agents.config import need
+from semcom_jax.agents.offpolicy import Learner, OffPolicy, OffPolicyConfig, polyak
 from semcom_jax.agents.rollout import Transition
 from semcom_jax.env.types import Observation
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig(OffPolicyConfig):
+    eps_start: float = 1.0  # epsilon-greedy, linear from eps_start to eps_end ...
+    eps_end: float = 0.05
+    eps_fraction: float = 0.2  # ... over this fraction of total_env_steps
+
+    def validate(self, config) -> "DQNConfig":
+        super().validate(config)
+        for name in ("eps_start", "eps_end", "eps_fraction"):
+            need(self, 0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
+        need(self, self.eps_end <= self.eps_start, "eps_end", "must be <= eps_start")
+        return self
 
 
 def linear_epsilon(env_steps, start: float, end: float, decay_steps: float):
@@ -48,9 +65,9 @@ class DQN(OffPolicy):
                        opt_state=self.optimizer.init(params))
 
     def epsilon(self, env_steps):
-        cfg = self.config
+        cfg = self.config.agent
         return linear_epsilon(env_steps, cfg.eps_start, cfg.eps_end,
-                              cfg.eps_fraction * cfg.total_env_steps)
+                              cfg.eps_fraction * self.config.run.total_env_steps)
 
     def policy_logits(self, params, obs: Observation):
         return self.q_values(params, obs)
@@ -64,7 +81,7 @@ class DQN(OffPolicy):
         return jnp.where(explore, random, greedy)
 
     def learn(self, learner: Learner, batch: Transition, key, env_steps):
-        cfg = self.config
+        cfg = self.config.agent
         (loss, q_mean), grads = jax.value_and_grad(dqn_loss, has_aux=True)(
             learner.params, learner.target_params, self.q_values, batch, cfg.gamma)
         updates, opt_state = self.optimizer.update(grads, learner.opt_state, learner.params)

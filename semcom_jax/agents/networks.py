@@ -364,10 +364,12 @@ class SetActorCritic(nn.Module):
 NETWORKS = ("set", "per_rb", "mlp")
 
 
-def make_network(kind: str, env, hidden, rb_hidden: int, value_head: bool = True,
-                 rb_candidates: int = 0, candidate_rule: str = "top"):
-    """``kind``: "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp";
+def make_network(config, env, value_head: bool = True):
+    """The network of a :class:`~semcom_jax.agents.config.NetworkConfig` for ``env``: ``kind``
+    "set" (size-free), "per_rb" (per-RB head on the flat features) or "mlp";
     ``rb_candidates``: the set network's RBs in view per decision (0: all)."""
+    kind, hidden, rb_hidden = config.kind, config.hidden, config.rb_hidden
+    rb_candidates, candidate_rule = config.rb_candidates, config.rb_candidate_rule
     if rb_candidates and kind != "set":
         raise ValueError(f"rb_candidates is an option of the 'set' network, not of {kind!r}")
     if kind in ("mlp", "per_rb") and not env.flat_features:

@@ -16,6 +16,8 @@ losses are top-level functions of their modules.
 from __future__ import annotations
 
 import abc
+import dataclasses
+import math
 from typing import Any
 
 import flashbax as fbx
@@ -25,6 +27,7 @@ import optax
 from flax import struct
 
 from semcom_jax.agents.base import Trainer
+from semcom_jax.agents.config import need
 from semcom_jax.agents.rollout import Transition, collect, merge_time_batch, rollout_metrics
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecState
@@ -50,6 +53,42 @@ class OffPolicyState:
     env_params: Any  # EnvParams the envs run with: in the state, so a vmap can vary them
 
 
+@dataclasses.dataclass(frozen=True)
+class OffPolicyConfig:
+    """What SAC and DQN share: replay on the device, one update = one rollout + gradient
+    steps."""
+
+    lr: float = 1e-3
+    gamma: float = 1.0
+    max_grad_norm: float = 10.0
+    buffer_size: int = 50_000  # transitions per seed
+    batch_size: int = 256
+    gradient_steps: int = 8  # gradient steps per update (after each rollout)
+    learning_starts: int = 10_000  # env steps collected before the first gradient step
+    tau: float = 0.005  # Polyak rate of the target networks, per gradient step
+
+    def validate(self, config) -> "OffPolicyConfig":
+        for name in ("lr", "max_grad_norm"):
+            v = getattr(self, name)
+            need(self, math.isfinite(v) and v > 0, name, "must be finite and > 0")
+        need(self, 0.0 <= self.gamma <= 1.0, "gamma", "must lie in [0, 1]")
+        for name in ("batch_size", "gradient_steps"):
+            need(self, getattr(self, name) >= 1, name, "must be >= 1")
+        need(self, self.learning_starts >= 0, "learning_starts", "must be >= 0")
+        need(self, self.buffer_size >= config.steps_per_update, "buffer_size",
+             f"must hold at least one rollout of {config.steps_per_update} transitions")
+        need(self, self.batch_size <= self.buffer_size, "batch_size",
+             f"must be <= buffer_size ({self.buffer_size})")
+        need(self, 0.0 < self.tau <= 1.0, "tau", "must lie in (0, 1]")
+        return self
+
+
+# The usual regime of SAC and DQN: fewer envs per update, one episode per rollout, several
+# small gradient steps on replayed data. 3 M steps, not a whole number of updates: DQN's
+# exploration schedule is a fraction of the budget, so rounding would move published figures.
+RUN_DEFAULTS = {"num_envs": 256, "episodes_per_rollout": 1, "total_env_steps": 3_000_000}
+
+
 def polyak(params, target, tau: float):
     return optax.incremental_update(params, target, tau)
 
@@ -59,8 +98,9 @@ class OffPolicy(Trainer):
 
     def __init__(self, config, env, env_params):
         super().__init__(config, env, env_params)
-        self.buffer = fbx.make_item_buffer(max_length=config.buffer_size, min_length=1,
-                                           sample_batch_size=config.batch_size, add_batches=True)
+        self.buffer = fbx.make_item_buffer(max_length=config.agent.buffer_size, min_length=1,
+                                           sample_batch_size=config.agent.batch_size,
+                                           add_batches=True)
 
     # ------------------------------------------------------------------ to override
 
@@ -93,7 +133,7 @@ class OffPolicy(Trainer):
                               env_params=env_params)
 
     def update(self, state: OffPolicyState, _=None):
-        cfg = self.config
+        cfg, agent = self.config, self.config.agent
         env_steps = state.update * cfg.steps_per_update  # collected before this update
         obs, vstate, key, traj = collect(
             self.venv, lambda k, o: (self.act(state.params, k, o, env_steps), {}),
@@ -111,14 +151,14 @@ class OffPolicy(Trainer):
                 learner, aux = self.learn(learner, batch, k_loss, env_steps)
                 return (learner, key), aux
 
-            carry, aux = jax.lax.scan(grad_step, carry, None, cfg.gradient_steps)
+            carry, aux = jax.lax.scan(grad_step, carry, None, agent.gradient_steps)
             return carry, jax.tree.map(jnp.mean, aux)
 
         def wait(carry):
             aux = jax.eval_shape(learn, carry)[1]
             return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux)
 
-        started = env_steps + cfg.steps_per_update >= cfg.learning_starts
+        started = env_steps + cfg.steps_per_update >= agent.learning_starts
         learner = Learner(params=state.params, target_params=state.target_params,
                           opt_state=state.opt_state)
         (learner, _), aux = jax.lax.cond(started, learn, wait, (learner, k_learn))

@@ -12,6 +12,8 @@ API (shared with SAC and DQN, :class:`~semcom_jax.agents.base.Trainer`):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -21,11 +23,64 @@ from flax import struct
 
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.base import Trainer
-from semcom_jax.agents.config import TrainConfig
+from semcom_jax.agents.config import TrainConfig, need
 from semcom_jax.agents.episodic import EpisodeExperience
 from semcom_jax.agents.rollout import Samples, StepExperience, rollout_metrics
 from semcom_jax.env.types import Observation
 from semcom_jax.env.wrappers import VecState
+
+
+OBJECTIVES = ("clip", "kl")
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    objective: str = "clip"  # "clip" (PPO-clip) or "kl" (the paper's eq. 13, adaptive penalty)
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    lr: float = 3e-3
+    anneal_lr: bool = True
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    kl_target: float = 0.01
+    kl_coef_init: float = 1.0
+
+    def validate(self, config: TrainConfig) -> "PPOConfig":
+        need(self, self.objective in OBJECTIVES, "objective", f"must be one of {OBJECTIVES}")
+        for name in ("update_epochs", "num_minibatches"):
+            need(self, getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("lr", "clip_eps", "max_grad_norm", "kl_target", "kl_coef_init"):
+            v = getattr(self, name)
+            need(self, math.isfinite(v) and v > 0, name, "must be finite and > 0")
+        for name in ("ent_coef", "vf_coef"):
+            v = getattr(self, name)
+            need(self, math.isfinite(v) and v >= 0, name, "must be finite and >= 0")
+        for name in ("gamma", "gae_lambda"):
+            need(self, 0.0 <= getattr(self, name) <= 1.0, name, "must lie in [0, 1]")
+        if config.network.kind == "set":  # minibatches of whole episodes (EpisodeExperience)
+            episodes = config.run.episodes_per_rollout * config.run.num_envs
+            need(self, episodes % self.num_minibatches == 0, "num_minibatches",
+                 f"must divide the episodes per rollout, num_envs * episodes_per_rollout = "
+                 f"{episodes} (network 'set' forms minibatches of whole episodes)")
+        else:
+            need(self, config.steps_per_update % self.num_minibatches == 0, "num_minibatches",
+                 f"must divide the rollout size num_envs * rollout steps = "
+                 f"{config.steps_per_update}")
+        return self
+
+
+def default_run(keys) -> dict:
+    """With the size-free network, the scaling study's settings (64 envs, one episode per
+    rollout, 1.2 M steps), measured to reach its quality across sizes (docs/results.md): the
+    per-RB network's 1024 envs x 2 episodes make so few updates at U = 50 that the policy
+    stays below greedy."""
+    if keys.get("network") == "set":
+        return {"num_envs": 64, "episodes_per_rollout": 1, "total_env_steps": 1_200_000}
+    return {}
 
 
 @struct.dataclass
@@ -62,7 +117,7 @@ def normalise(advantages):
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
-def ppo_objective(logits, value, mask, mb: Samples, config: TrainConfig, kl_coef):
+def ppo_objective(logits, value, mask, mb: Samples, config: PPOConfig, kl_coef):
     """``(loss, aux)``, means over the samples ``mb``, from the network's outputs on them
     (``logits``, ``value`` and the legal ``mask``); ``mb.advantages`` already normalised (over
     the whole minibatch)."""
@@ -84,7 +139,7 @@ def ppo_objective(logits, value, mask, mb: Samples, config: TrainConfig, kl_coef
     return loss, {"pg_loss": pg_loss, "value_loss": v_loss, "entropy": ent, "approx_kl": approx_kl}
 
 
-def ppo_loss(params, apply_fn, mb: Samples, config: TrainConfig, kl_coef):
+def ppo_loss(params, apply_fn, mb: Samples, config: PPOConfig, kl_coef):
     """``(loss, aux)`` of one minibatch of steps ``mb`` whose transitions hold their
     observations, through ``apply_fn(params, obs) -> (logits, value)``. Advantages are
     normalised per minibatch."""
@@ -108,14 +163,14 @@ class PPO(Trainer):
         # network (its inputs rebuilt from O(U + Q) per episode), else step by step.
         if isinstance(self.network, nets.SetActorCritic):
             self.experience = EpisodeExperience(self.network, self.venv,
-                                                config.episodes_per_rollout,
-                                                config.num_minibatches)
+                                                config.run.episodes_per_rollout,
+                                                config.agent.num_minibatches)
         else:
             self.experience = StepExperience(self.network, self.venv, config.num_steps)
 
     def learning_rate(self):
-        cfg = self.config
-        total_grad_steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
+        cfg = self.config.agent
+        total_grad_steps = self.config.num_updates * cfg.update_epochs * cfg.num_minibatches
         return optax.linear_schedule(cfg.lr, 0.0, total_grad_steps) if cfg.anneal_lr else cfg.lr
 
     # ------------------------------------------------------------------ state
@@ -125,7 +180,7 @@ class PPO(Trainer):
 
     def make_state(self, params, obs, vstate, key, env_params) -> RunnerState:
         return RunnerState(params=params, opt_state=self.optimizer.init(params), vstate=vstate,
-                           obs=obs, key=key, kl_coef=jnp.float32(self.config.kl_coef_init),
+                           obs=obs, key=key, kl_coef=jnp.float32(self.config.agent.kl_coef_init),
                            update=jnp.zeros((), jnp.int32), env_params=env_params)
 
     def policy_logits(self, params, obs: Observation):
@@ -134,7 +189,7 @@ class PPO(Trainer):
     # ------------------------------------------------------------------ one update
 
     def update(self, state: RunnerState, _=None):
-        cfg, experience = self.config, self.experience
+        cfg, experience = self.config.agent, self.experience
         obs, vstate, key, traj, stored = experience.collect(state.params, state)
         _, last_value = self.network.apply(state.params, obs)
         adv, targets = gae(traj.reward, traj.value, traj.done, last_value, cfg.gamma,

@@ -14,17 +14,34 @@ Polyak-averaged targets. With ``pi`` the policy restricted to legal actions:
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import optax
-from typing import Any
-
 from flax import struct
 
 from semcom_jax.agents import networks as nets
-from semcom_jax.agents.offpolicy import Learner, OffPolicy, polyak
+from semcom_jax.agents.config import need
+from semcom_jax.agents.offpolicy import Learner, OffPolicy, OffPolicyConfig, polyak
 from semcom_jax.agents.rollout import Transition
 from semcom_jax.env.types import Observation
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig(OffPolicyConfig):
+    alpha_init: float = 0.1  # initial entropy temperature
+    target_entropy_scale: float = 0.3  # target entropy = scale * log(number of legal actions)
+
+    def validate(self, config) -> "SACConfig":
+        super().validate(config)
+        need(self, math.isfinite(self.alpha_init) and self.alpha_init > 0, "alpha_init",
+             "must be finite and > 0")
+        need(self, 0.0 <= self.target_entropy_scale <= 1.0, "target_entropy_scale",
+             "must lie in [0, 1]")
+        return self
 
 
 @struct.dataclass
@@ -86,7 +103,7 @@ class SAC(OffPolicy):
         critic = jax.tree.map(lambda a, b: jnp.stack([a, b]), self.init_network(k_q1),
                               self.init_network(k_q2))
         params = SACParams(actor=actor, critic=critic,
-                           log_alpha=jnp.log(jnp.float32(self.config.alpha_init)))
+                           log_alpha=jnp.log(jnp.float32(self.config.agent.alpha_init)))
         opt_state = SACParams(actor=self.optimizer.init(actor),
                               critic=self.optimizer.init(critic),
                               log_alpha=self.optimizer.init(params.log_alpha))
@@ -100,7 +117,7 @@ class SAC(OffPolicy):
                                                       obs.action_mask))
 
     def learn(self, learner: Learner, batch: Transition, key, env_steps):
-        cfg = self.config
+        cfg = self.config.agent
         p = learner.params
         (q_loss, q_all), g_critic = jax.value_and_grad(critic_loss, has_aux=True)(
             p.critic, learner.target_params, p.actor, p.log_alpha, self.q_values, batch,

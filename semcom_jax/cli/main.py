@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import os
@@ -40,7 +39,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         from semcom_jax.agents.config import TrainConfig
 
         def fill(m):
-            v = getattr(TrainConfig.for_algo(m.group(1)), m.group(2))
+            v = TrainConfig.for_algo(m.group(1)).keys()[m.group(2)]
             return f"{v:,}" if isinstance(v, int) and abs(v) >= 10_000 else str(v)
 
         return re.sub(r"\{(ppo|sac|dqn):(\w+)\}", fill, text)
@@ -248,16 +247,20 @@ def _train_config(args):
         v = getattr(args, flag)
         if v is not None:
             data[key] = v
-    data.update(parse_set_items(args.set))
+    given = parse_set_items(args.set)
+    data.update(given)
     try:
         cfg = TrainConfig.from_dict(data)
     except ValueError as e:
         raise ValueError(_in_flag_terms(str(e), args)) from None
-    rounded = cfg.num_updates * cfg.steps_per_update != cfg.total_env_steps
+    foreign = sorted(set(given) - set(cfg.keys()) - {"algo"})
+    if foreign:  # a config file of an earlier version may hold them; a --set means them
+        raise ValueError(f"--set {', '.join(foreign)}: not a key of algorithm {cfg.algo!r}")
+    rounded = cfg.num_updates * cfg.steps_per_update != cfg.run.total_env_steps
     if rounded and cfg.num_updates < MIN_UPDATES:  # an exact small budget is taken as meant
         raise ValueError(
-            f"--total-steps {cfg.total_env_steps:,} is {cfg.num_updates} update(s) of "
-            f"{cfg.steps_per_update:,} env steps ({cfg.num_envs} envs x {cfg.num_steps} steps); "
+            f"--total-steps {cfg.run.total_env_steps:,} is {cfg.num_updates} update(s) of "
+            f"{cfg.steps_per_update:,} env steps ({cfg.run.num_envs} envs x {cfg.num_steps} steps); "
             f"give at least {MIN_UPDATES} updates: --total-steps "
             f"{MIN_UPDATES * cfg.steps_per_update:,} or more, or fewer --num-envs")
     if args.eval_every is not None:
@@ -269,7 +272,7 @@ def _train_config(args):
         if chunk * cfg.steps_per_update != args.eval_every:
             print(f"note: --eval-every {args.eval_every:,} rounded to {chunk} update(s) of "
                   f"{cfg.steps_per_update:,} env steps = every {chunk * cfg.steps_per_update:,}")
-        cfg = dataclasses.replace(cfg, chunk_updates=chunk).validate()
+        cfg = cfg.replace(chunk_updates=chunk).validate()
     return cfg
 
 
@@ -285,10 +288,10 @@ def _in_flag_terms(message: str, args) -> str:
 def _budget_note(cfg) -> str:
     """What a budget that is not a whole number of updates actually runs."""
     ran = cfg.num_updates * cfg.steps_per_update
-    if ran == cfg.total_env_steps:
+    if ran == cfg.run.total_env_steps:
         return ""
-    return (f"note: total_env_steps {cfg.total_env_steps:,} is not a whole number of updates "
-            f"({cfg.num_envs} envs x {cfg.num_steps} steps = {cfg.steps_per_update:,} env steps "
+    return (f"note: total_env_steps {cfg.run.total_env_steps:,} is not a whole number of updates "
+            f"({cfg.run.num_envs} envs x {cfg.num_steps} steps = {cfg.steps_per_update:,} env steps "
             f"each): running {cfg.num_updates} updates = {ran:,} env steps")
 
 
@@ -396,7 +399,7 @@ def _run(args) -> int:
         else:
             cfg = _train_config(args)
             run_dir = args.out or os.path.join(
-                "runs", f"{cfg.algo}-U{cfg.num_users}-Q{cfg.num_rbs}-{cfg.obs_mode}-"
+                "runs", f"{cfg.algo}-U{cfg.env.num_users}-Q{cfg.env.num_rbs}-{cfg.env.obs_mode}-"
                         f"{time.strftime('%Y%m%d-%H%M%S')}")
             if _budget_note(cfg):
                 print(_budget_note(cfg))

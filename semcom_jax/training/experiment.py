@@ -9,11 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.dqn import DQN
+from semcom_jax.agents.config import TrainConfig, algorithm
 from semcom_jax.agents.evaluate import Evaluator
-from semcom_jax.agents.ppo import PPO
-from semcom_jax.agents.sac import SAC
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.padded import RandomSizeEnv
 from semcom_jax.memo import LRU
@@ -26,22 +23,21 @@ def make_env(config: TrainConfig, num_users: int | None = None,
     """The training env of ``config`` (a :class:`RandomSizeEnv` when it trains across sizes), or
     with ``num_users``/``num_rbs`` a plain env of that size (evaluation). The size-free network
     reads no flat features, so its envs do not build them."""
-    table = load_table(config.table) if config.table else None
-    kw = dict(table=table, obs_mode=config.obs_mode, reward=config.reward, score=config.score,
-              flat_features=config.network != "set")
+    ec = config.env
+    table = load_table(ec.table) if ec.table else None
+    kw = dict(table=table, obs_mode=ec.obs_mode, reward=ec.reward, score=ec.score,
+              flat_features=config.network.kind != "set")
     if num_users is None and num_rbs is None:  # the training env: its draws may be hashed
-        kw["rng"] = config.rng
-        if config.sized:
-            return RandomSizeEnv(config.users_range, config.rbs_range, **kw)
-    return SemComEnv(config.num_users if num_users is None else num_users,
-                     config.num_rbs if num_rbs is None else num_rbs, **kw)
-
-
-TRAINERS = {"ppo": PPO, "sac": SAC, "dqn": DQN}
+        kw["rng"] = ec.rng
+        if ec.sized:
+            return RandomSizeEnv(ec.users_range, ec.rbs_range, **kw)
+    return SemComEnv(ec.num_users if num_users is None else num_users,
+                     ec.num_rbs if num_rbs is None else num_rbs, **kw)
 
 
 def make_trainer(config: TrainConfig, env: SemComEnv, env_params):
-    return TRAINERS[config.algo](config, env, env_params)
+    """The registered algorithm's trainer (``config.register``)."""
+    return algorithm(config.algo).trainer(config, env, env_params)
 
 
 def check_compiler_options(options) -> dict:
@@ -76,21 +72,22 @@ class Experiment:
         compiles a tiny config faster and runs it slower."""
         self.config = config.validate()
         self.compiler_options = check_compiler_options(compiler_options)
-        eval_users = config.num_users if eval_users is None else eval_users
-        eval_rbs = config.num_rbs if eval_rbs is None else eval_rbs
-        if (eval_users, eval_rbs) != (config.num_users, config.num_rbs) and config.network != "set":
+        ec, run, kind = config.env, config.run, config.network.kind
+        eval_users = ec.num_users if eval_users is None else eval_users
+        eval_rbs = ec.num_rbs if eval_rbs is None else eval_rbs
+        if (eval_users, eval_rbs) != (ec.num_users, ec.num_rbs) and kind != "set":
             raise ValueError(f"evaluating at another size needs the size-free network "
-                             f"(network 'set'); this run's network is {config.network!r}")
+                             f"(network 'set'); this run's network is {kind!r}")
         self.env = make_env(config)
-        self.env_params = self.env.make_params(config.env_params)
+        self.env_params = self.env.make_params(ec.env_params)
         self.trainer = make_trainer(config, self.env, self.env_params)
         self.eval_env = make_env(config, eval_users, eval_rbs)
-        self.evaluator = Evaluator(self.eval_env, self.eval_env.make_params(config.env_params),
-                                   config.eval_episodes, config.eval_seed,
-                                   ceiling_draws=config.ceiling_draws)
-        keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+        self.evaluator = Evaluator(self.eval_env, self.eval_env.make_params(ec.env_params),
+                                   run.eval_episodes, run.eval_seed,
+                                   ceiling_draws=run.ceiling_draws)
+        keys = jax.random.split(jax.random.PRNGKey(run.seed), run.num_seeds)
         self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
-        self.num_devices = sharding.device_count_for(config.num_envs, config.devices)
+        self.num_devices = sharding.device_count_for(run.num_envs, run.devices)
         self.mesh = sharding.env_mesh(self.num_devices)
         # Seeds are initialised one by one and stacked: jit(vmap(init)) hangs in the XLA CPU
         # runtime of jax 0.10.2 (every part of it alone runs), and init is cheap.

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from semcom_jax.agents.config import TrainConfig
 from semcom_jax.training.files import BASELINES, CONFIG, read_json, read_metrics
 
 
@@ -37,13 +38,14 @@ _FIXED_STYLES = [("tab:brown", (0, (1, 1))), ("tab:cyan", (0, (4, 1, 1, 1, 1, 1)
 
 def _title(run_dir: str, n_seeds: int) -> str:
     try:
-        cfg = read_json(run_dir, CONFIG)
-    except ValueError:  # a run folder without its config still plots, untitled
+        cfg = TrainConfig.from_dict(read_json(run_dir, CONFIG))
+    except ValueError:  # a run folder without a readable config still plots, untitled
         return ""
-    sizes = (f"trained on U in {cfg['train_users']}, Q in {cfg['train_rbs']}, evaluated at "
-             if cfg.get("train_users") else "")
-    return (f"{cfg['algo'].upper()}, {sizes}U = {cfg['num_users']}, Q = {cfg['num_rbs']}, "
-            f"{cfg['obs_mode']} observation, {cfg['reward']} reward, {n_seeds} seed"
+    ec = cfg.env
+    sizes = (f"trained on U in {list(ec.users_range)}, Q in {list(ec.rbs_range)}, evaluated at "
+             if ec.sized else "")
+    return (f"{cfg.algo.upper()}, {sizes}U = {ec.num_users}, Q = {ec.num_rbs}, "
+            f"{ec.obs_mode} observation, {ec.reward} reward, {n_seeds} seed"
             + ("s" if n_seeds != 1 else ""))
 
 

@@ -43,11 +43,11 @@ def metric_rows(config: TrainConfig, encoder_names, first_update: int, metrics, 
     for i in range(n):
         update = first_update + i + 1
         last = i == n - 1
-        for s in range(config.num_seeds):
+        for s in range(config.run.num_seeds):
             ret = float(metrics["train_return"][s, i])
             row = {
                 "update": update,
-                "seed": config.seed + s if config.num_seeds == 1 else s,
+                "seed": config.run.seed + s if config.run.num_seeds == 1 else s,
                 "env_steps": update * config.steps_per_update,
                 "wall_time_s": round(wall_s, 3),
                 "train_return": ret,
@@ -123,7 +123,7 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
         from tqdm.auto import tqdm
         bar = tqdm(total=total * config.steps_per_update, initial=done_updates * config.steps_per_update,
                    unit="step", unit_scale=True,
-                   desc=f"{config.algo} U={config.num_users} Q={config.num_rbs}"
+                   desc=f"{config.algo} U={config.env.num_users} Q={config.env.num_rbs}"
                         + (f" on {exp.num_devices} devices" if exp.num_devices > 1 else ""),
                    dynamic_ncols=True)
     wall = wall_offset  # compute time of the chunks (training, evaluation, compilation)
@@ -149,7 +149,7 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
         files.write_metrics(run_dir, rows)
         checkpoints.save(mngr, done_updates, state)
         if bar is not None:
-            last = new_rows[-config.num_seeds:]
+            last = new_rows[-config.run.num_seeds:]
             bar.update(n * config.steps_per_update)
             bar.set_postfix(ret=f"{np.mean([r['train_return'] for r in last]):.3f}",
                             norm=f"{np.mean([r['eval_normalised'] for r in last]):.3f}")

@@ -34,9 +34,9 @@ class SizeSweep:
         self.max_rbs = max(q for _, q in sizes)
         self.config = dataclasses.replace(config, num_users=self.max_users,
                                           num_rbs=self.max_rbs).validate()
-        self.env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=config.obs_mode,
-                                   reward=config.reward)
-        base = self.env.make_params(config.env_params)
+        self.env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=config.env.obs_mode,
+                                   reward=config.env.reward)
+        base = self.env.make_params(config.env.env_params)
         self.params = [self.env.check_params(base.replace(active_users=u, active_rbs=q))
                        for u, q in sizes]
         self.stacked = stack_params(self.params)
@@ -62,7 +62,7 @@ class SizeSweep:
         """Greedy held-out evaluation per size with its own baselines (expected returns)."""
         out = []
         for i, (u, q) in enumerate(self.sizes):
-            plain = SemComEnv(u, q, obs_mode=self.config.obs_mode, reward="dense")
+            plain = SemComEnv(u, q, obs_mode=self.config.env.obs_mode, reward="dense")
             p = plain.default_params
             inst = plain.sample_instances(jax.random.PRNGKey(seed), num_episodes, p)
             tables = solvers.batched_action_tables(inst, p, plain.table.data)
@@ -80,7 +80,7 @@ class SizeSweep:
     def greedy_returns(self, net_params, instances, env_params):
         """Expected return of each (padded) instance under the greedy policy."""
         if not hasattr(self, "_greedy"):  # compiled once for every size of the sweep
-            env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.obs_mode,
+            env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.env.obs_mode,
                                   reward="dense")
             play = lambda p, i, e: greedy_episode(env, self.trainer.policy_logits, p, i, e)[1]  # noqa: E731
             self._greedy = jax.jit(jax.vmap(play, (None, 0, None)))
