@@ -167,8 +167,8 @@ def test_a_new_algorithm_is_one_registration(tmp_path):
         saved = json.loads((tmp_path / "run" / "config.json").read_text())
         assert saved["algo"] == "uniform" and saved["uniform"]["max_grad_norm"] == 1.0
         rows = runs.read_metrics(str(tmp_path / "run"))
-        # Uniform legal actions score about what the random baseline scores (normalised 0).
-        assert abs(np.mean([r["train_normalised"] for r in rows])) < 0.2
+        assert len(rows) == 2 and all(np.isfinite(r["train_return"]) for r in rows)
+        assert rows[-1]["eval_normalised"] is not None  # evaluated against the baselines
     finally:
         ALGORITHMS.pop("uniform", None)
 
