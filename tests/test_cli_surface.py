@@ -108,7 +108,7 @@ def test_train_says_what_it_runs_and_prints_every_baseline(tmp_path, capsys):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evaluated = sorted({r["update"] for r in rows if r["eval_normalised"] is not None})
     assert evaluated == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]
-    assert json.loads((run / "config.json").read_text())["chunk_updates"] == 3
+    assert json.loads((run / "config.json").read_text())["run"]["chunk_updates"] == 3
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 machine (one CPU device each, collectives over gloo, started by ``semcom-jax launch``) give the
 metrics and final parameters of one process on two simulated devices."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ def _final_params(run_dir):
     from semcom_jax.training.experiment import Experiment
 
     # The state's shapes do not depend on the device count: restore onto this one device.
-    config = dataclasses.replace(files.load_config(run_dir), devices=1)
+    config = files.load_config(run_dir).replace(devices=1)
     exp = Experiment.shared(config)
     step, state = checkpoints.restore_latest(checkpoints.manager(run_dir), exp.init_state(),
                                              run_dir)

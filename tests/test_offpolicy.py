@@ -186,16 +186,17 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, algo):
 @pytest.mark.slow
 def test_algo_defaults_and_explicit_keys(tmp_path, capsys):
     sac = TrainConfig.from_dict({"algo": "sac"})
-    assert sac.num_envs == 256 and sac.lr == 1e-3
-    assert TrainConfig.from_dict({"algo": "sac", "lr": 5e-4}).lr == 5e-4
-    assert TrainConfig.from_dict({}).num_envs == 1024  # PPO's defaults
+    assert sac.run.num_envs == 256 and sac.agent.lr == 1e-3
+    assert TrainConfig.from_dict({"algo": "sac", "lr": 5e-4}).agent.lr == 5e-4
+    assert TrainConfig.from_dict({}).run.num_envs == 1024  # PPO's defaults
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(TINY))
     run = tmp_path / "run"
     assert cli(["train", "--algo", "dqn", "--config", str(cfg_file), "--out", str(run),
                 "--no-progress"]) == 0
     saved = json.loads((run / "config.json").read_text())
-    assert saved["algo"] == "dqn" and saved["lr"] == 1e-3 and saved["num_envs"] == 16
+    assert saved["algo"] == "dqn" and saved["dqn"]["lr"] == 1e-3
+    assert saved["run"]["num_envs"] == 16
     assert (run / "plots" / "learning_curve.png").exists()
 
 

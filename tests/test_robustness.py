@@ -377,7 +377,8 @@ def test_damaged_run_files_are_named(finished_run, tmp_path, capsys):
     assert "config.json" in _cli_error(capsys, ["eval", str(run)])
     # An edited config.json no longer fits the checkpoints: named, and nothing is deleted.
     cfg = json.loads((finished_run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**cfg, "hidden": [16]}))
+    cfg["network"]["hidden"] = [16]
+    (run / "config.json").write_text(json.dumps(cfg))
     err = _cli_error(capsys, ["eval", str(run)])
     assert "config.json" in err and "checkpoint" in err
     assert sorted(os.listdir(run / "checkpoints")) == sorted(
@@ -422,7 +423,8 @@ def test_the_executable_reports_a_damaged_checkpoint_in_one_line(finished_run, t
     assert "resuming" not in ours[0] and "using checkpoint" in ours[0]
     # An edited config.json: the error alone, on one line.
     cfg = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**cfg, "num_envs": 16}))
+    cfg["run"]["num_envs"] = 16
+    (run / "config.json").write_text(json.dumps(cfg))
     r = subprocess.run(exe + ["train", "--resume", str(run), "--no-progress"],
                        capture_output=True, text=True, timeout=300)
     ours = [line for line in r.stderr.splitlines() if line.startswith("semcom-jax:")]

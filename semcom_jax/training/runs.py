@@ -10,7 +10,6 @@ CPU, ends with exactly the parameters and metrics of an uninterrupted run.
 
 from __future__ import annotations
 
-import dataclasses
 
 import os
 import time
@@ -224,9 +223,9 @@ def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None
     ``ceiling_draws`` Monte-Carlo draws for the paper ceiling (default: the run's)."""
     config = files.load_config(run_dir)
     if episodes is not None:
-        config = dataclasses.replace(config, eval_episodes=episodes).validate()
+        config = config.replace(eval_episodes=episodes).validate()
     if ceiling_draws is not None:
-        config = dataclasses.replace(config, ceiling_draws=ceiling_draws).validate()
+        config = config.replace(ceiling_draws=ceiling_draws).validate()
     exp = Experiment.shared(config, num_users, num_rbs)
     mngr = checkpoints.manager(run_dir)
     step, state = checkpoints.restore_latest(mngr, exp.init_state(), run_dir)

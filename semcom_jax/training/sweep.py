@@ -10,7 +10,6 @@ normalises by that size's random and optimum baselines.
 
 from __future__ import annotations
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +31,7 @@ class SizeSweep:
         self.sizes = sizes
         self.max_users = max(u for u, _ in sizes)
         self.max_rbs = max(q for _, q in sizes)
-        self.config = dataclasses.replace(config, num_users=self.max_users,
-                                          num_rbs=self.max_rbs).validate()
+        self.config = config.replace(num_users=self.max_users, num_rbs=self.max_rbs).validate()
         self.env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=config.env.obs_mode,
                                    reward=config.env.reward)
         base = self.env.make_params(config.env.env_params)
