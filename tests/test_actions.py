@@ -1,4 +1,4 @@
-"""The action codec: layout, masks, random legal actions (including Q = 1), and every user of the
+"""The action layout: layout, masks, random legal actions (including Q = 1), and every user of the
 layout agreeing with it."""
 
 import math
@@ -10,11 +10,11 @@ import pytest
 
 from semcom_jax.agents import networks as nets
 from semcom_jax.agents.config import NetworkConfig
-from semcom_jax.env import ActionCodec, PaddedSemComEnv, SemComEnv
+from semcom_jax.env import ActionLayout, PaddedSemComEnv, SemComEnv
 
 
 def test_encode_decode_round_trip_and_no_rb():
-    c = ActionCodec(3, 4, has_no_rb=True)
+    c = ActionLayout(3, 4, has_no_rb=True)
     assert c.num_actions == 13 and c.no_rb_action == 12
     k, q = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
     a = np.asarray(c.encode(k, q))
@@ -26,13 +26,13 @@ def test_encode_decode_round_trip_and_no_rb():
     d = c.decode(jnp.array([12, 13, -1]))
     assert np.asarray(d.no_rb).tolist() == [True, False, False]
     assert np.asarray(d.in_range).tolist() == [True, False, False]
-    plain = ActionCodec(3, 4, has_no_rb=False)
+    plain = ActionLayout(3, 4, has_no_rb=False)
     assert plain.num_actions == 12 and plain.no_rb_action is None
     assert not bool(plain.decode(12).in_range) and not bool(plain.decode(12).no_rb)
 
 
 def test_mask_layout_and_flat_logits_follow_encode():
-    c = ActionCodec(2, 3, has_no_rb=True)
+    c = ActionLayout(2, 3, has_no_rb=True)
     free = jnp.array([True, False, True])
     m = np.asarray(c.mask(free, no_rb_legal=False))
     for k in range(2):
@@ -51,7 +51,7 @@ def test_mask_layout_and_flat_logits_follow_encode():
 
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="num_rbs"):
-        ActionCodec(3, 0, has_no_rb=False)
+        ActionLayout(3, 0, has_no_rb=False)
 
 
 @pytest.mark.parametrize("u,q", [(5, 10), (6, 4), (3, 1)])
@@ -82,7 +82,7 @@ def test_q1_random_play_is_always_legal():
 
 
 def test_no_rb_is_never_drawn_when_a_mask_forbids_it():
-    c = ActionCodec(3, 6, has_no_rb=True)
+    c = ActionLayout(3, 6, has_no_rb=True)
     mask = c.mask(jnp.arange(6) < 3, no_rb_legal=False)
     acts = jax.vmap(lambda k: c.uniform_legal(k, mask))(
         jax.random.split(jax.random.PRNGKey(1), 5000))
@@ -101,7 +101,7 @@ def test_padded_env_keeps_padded_rbs_illegal():
 def test_uniform_legal_picks_the_rth_legal_action(k, q, no_rb):
     """Against a numpy reference from the same uniform draw: the r-th legal action in layout
     order, r = floor(u * legal count); both the unrolled (Q <= 64) and the scanned counts."""
-    c = ActionCodec(k, q, has_no_rb=no_rb)
+    c = ActionLayout(k, q, has_no_rb=no_rb)
     rng = np.random.default_rng(0)
     free = rng.random((512, q)) < rng.random((512, 1))  # from nearly empty to nearly full
     mask = np.asarray(c.mask(jnp.asarray(free), no_rb_legal=jnp.asarray(rng.random(512) < 0.7)))
@@ -119,7 +119,7 @@ def test_uniform_legal_picks_the_rth_legal_action(k, q, no_rb):
 
 
 def test_no_legal_action_gives_zero_not_garbage():
-    c = ActionCodec(2, 2, has_no_rb=False)
+    c = ActionLayout(2, 2, has_no_rb=False)
     assert int(c.uniform_legal(jax.random.PRNGKey(0), c.mask(jnp.zeros(2, bool)))) == 0
 
 

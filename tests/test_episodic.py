@@ -126,7 +126,7 @@ def test_collected_episodes_rebuild_observations_and_outputs(sizes):
     # outside the view probability zero; the stored place in the view is the action taken.
     net, k = tr.network, env.num_encoders
     data = tr.experience.episode_data(state.env_params, eps)
-    want = nets.decision_view(seen.rb_features[..., 2], seen.action_mask, seen.context,
+    want = nets.decision_view(seen.rb_sinr, seen.action_mask, seen.context,
                               nets.value_count(seen.user_status, net.value_scale),
                               net.candidates, net.candidate_rule, k)
     for f in ("idx", "ok", "sinr", "no_rb", "context", "count"):

@@ -130,7 +130,7 @@ def test_cached_episode_embedding_gives_the_same_logits():
     net = nets.make_network(NetworkConfig("set", (16,), 8), env)
     obs = _random_obs(env, jax.random.PRNGKey(2))
     params = net.init(jax.random.PRNGKey(0), obs)
-    emb = net.apply(params, obs.user_features, obs.rb_features[..., :1],
+    emb = net.apply(params, obs.user_features, obs.rb_interference,
                     method=net.embed_episode)
     a = net.apply(params, obs)
     b = net.apply(params, obs, embedding=emb)

@@ -185,7 +185,7 @@ class EpisodeExperience:
         def episode(carry, _):
             obs, vstate, key = carry
             start = vstate.env_state
-            emb = network.apply(params, obs.user_features, obs.rb_features[..., :1],
+            emb = network.apply(params, obs.user_features, obs.rb_interference,
                                 method=network.embed_episode)
             active = obs.user_status != ABSENT
             cur, pend_mean, pend_max = pending_tables(emb.users, active)
@@ -200,7 +200,7 @@ class EpisodeExperience:
                                          s_uns / jnp.maximum(n_uns, 1.0)[:, None]], axis=-1)
                 count = nets.value_count(obs.user_status, network.value_scale)
                 if viewed:  # a policy over the view's M x K + 1 actions
-                    view = nets.decision_view(obs.rb_features[..., 2], obs.action_mask,
+                    view = nets.decision_view(obs.rb_sinr, obs.action_mask,
                                               obs.context, count, network.candidates,
                                               network.candidate_rule, layout.num_encoders)
                     logits, value = network.apply(params, users, view,
@@ -211,7 +211,7 @@ class EpisodeExperience:
                 else:
                     view = None
                     logits, value = network.apply(params, users, count, emb,
-                                                  obs.rb_features[..., 2], obs.action_mask,
+                                                  obs.rb_sinr, obs.action_mask,
                                                   obs.context, method=network.decide)
                     mask = obs.action_mask
                 choice, logp = nets.sample_masked(k_act, logits, mask)
@@ -275,7 +275,7 @@ class EpisodeExperience:
         first = jax.vmap(self.env.observation, (0, None))(flat.start, env_params)
         return EpisodeData(start=flat.start, encoder=flat.encoder, rb=flat.rb,
                            user_features=first.user_features,
-                           rb_interference=first.rb_features[..., :1],
+                           rb_interference=first.rb_interference,
                            active=first.user_status != ABSENT, views=flat.views,
                            choice=flat.choice)
 
@@ -322,7 +322,7 @@ class EpisodeExperience:
         obs = self.observations_at(env_params, data, t)
         emb = jax.tree.map(lambda x: broadcast_steps(x, t.shape[0]), emb)  # (N, c, Q, width)
         count = nets.value_count(obs.user_status, network.value_scale)
-        logits, value = network.apply(params, users, count, emb, obs.rb_features[..., 2],
+        logits, value = network.apply(params, users, count, emb, obs.rb_sinr,
                                       obs.action_mask, obs.context, method=network.decide)
         return logits, value, obs.action_mask
 

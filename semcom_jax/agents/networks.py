@@ -1,7 +1,8 @@
 """Networks shared by the agents, and the masked categorical policy.
 
-Illegal actions get the dtype's most negative logit rather than ``-inf``: their probability is
-exactly zero after the softmax, and entropies and KLs stay finite (``0 * finite``).
+Illegal actions get the dtype's most negative logit rather than ``-inf``
+(:func:`~semcom_jax.env.actions.mask_logits`): their probability is exactly zero after the
+softmax, and entropies and KLs stay finite (``0 * finite``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.actions import ActionLayout, mask_logits
 from semcom_jax.env.types import ABSENT, CURRENT, PENDING, SERVED, UNSERVED, Observation
-
-
-def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-    return jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
 
 
 def masked_log_probs(logits, mask):
@@ -86,7 +83,7 @@ class PerRBActorCritic(nn.Module):
     number of RBs, so what is learnt about one RB transfers to all.
     """
 
-    actions: ActionCodec  # the action layout the logits follow
+    actions: ActionLayout  # the action layout the logits follow
     hidden: Sequence[int] = (64, 64)
     rb_hidden: int = 32
     value_head: bool = True  # False: per-action outputs only, value None (see ActorCritic)
@@ -182,41 +179,29 @@ class DecisionView:
     context: jnp.ndarray  # (C,) float32, the observation's context
     count: jnp.ndarray  # () float32, users the value stands for (:func:`value_count`)
 
+    # The view's action layout is ActionLayout's (env/actions.py); these read it.
     def mask(self, num_encoders: int) -> jnp.ndarray:
-        """(..., M x K + 1): encoder ``k`` on slot ``m`` at ``m * K + k``, "no RB" last."""
-        return jnp.concatenate([jnp.repeat(self.ok, num_encoders, axis=-1),
-                                self.no_rb[..., None]], axis=-1)
+        """(..., M x K + 1): the legal places of the view."""
+        return ActionLayout.view_mask(self.ok, self.no_rb, num_encoders)
 
-    def actions(self, codec: ActionCodec) -> jnp.ndarray:
+    def actions(self, layout: ActionLayout) -> jnp.ndarray:
         """(..., M x K + 1) int32: the env's action for each place of the view."""
-        k = jnp.arange(codec.num_encoders, dtype=jnp.int32)
-        per = (k * codec.num_rbs + self.idx[..., :, None]).reshape(self.idx.shape[:-1] + (-1,))
-        none = jnp.full(per.shape[:-1] + (1,), codec.no_rb_action, jnp.int32)
-        return jnp.concatenate([per, none], axis=-1)
+        return layout.view_actions(self.idx)
 
-    def full_logits(self, logits, codec: ActionCodec) -> jnp.ndarray:
-        """(..., A) from logits over the view (..., M x K + 1): each place's logit at its
-        action, the most negative logit at every other action (out of view, or a slot out of
-        view, which may repeat an RB in view: it is sent out of range and dropped)."""
-        low = jnp.finfo(logits.dtype).min
-        m, k = self.idx.shape[-1], codec.num_encoders
-        lead = logits.shape[:-1]
-        per_rb = logits[..., :-1].reshape(lead + (m, k))
-        target = jnp.where(self.ok, self.idx, codec.num_rbs).reshape((-1, m))
-        full = jax.vmap(lambda r, i: jnp.full((codec.num_rbs, k), low, logits.dtype)
-                        .at[i].set(r, mode="drop"))(per_rb.reshape((-1, m, k)), target)
-        return codec.flat_logits(full.reshape(lead + (codec.num_rbs, k)), logits[..., -1:])
+    def full_logits(self, logits, layout: ActionLayout) -> jnp.ndarray:
+        """(..., A) from logits over the view (..., M x K + 1)."""
+        return layout.view_to_actions(logits, self.idx, self.ok)
 
 
 def decision_view(sinr, action_mask, context, count, m: int, rule: str,
                   num_encoders: int) -> DecisionView:
     """The :class:`DecisionView` of an observation's parts: ``sinr`` (..., Q) its SINR feature
-    (``rb_features[..., 2]``), its ``action_mask`` (..., A) and ``context``, and ``count``."""
-    codec = ActionCodec(num_encoders, sinr.shape[-1], has_no_rb=True)
-    idx, ok = _candidate_rbs(sinr, codec.free_rbs(action_mask), m, rule)
+    (``Observation.rb_sinr``), its ``action_mask`` (..., A) and ``context``, and ``count``."""
+    layout = ActionLayout(num_encoders, sinr.shape[-1], has_no_rb=True)
+    idx, ok = _candidate_rbs(sinr, layout.free_rbs(action_mask), m, rule)
     return DecisionView(idx=idx.astype(jnp.int32), ok=ok,
                         sinr=jnp.take_along_axis(sinr, idx, axis=-1),
-                        no_rb=codec.no_rb_legal(action_mask), context=context,
+                        no_rb=layout.no_rb_legal(action_mask), context=context,
                         count=jnp.asarray(count, jnp.float32))
 
 
@@ -325,16 +310,16 @@ class SetActorCritic(nn.Module):
         ``users``, ``sinr`` (..., Q) the current user's SINR feature per RB, the mask and the
         context of the observation. With M RBs in view, the view's logits
         (:meth:`decide_view`) laid out over all A actions."""
-        codec = ActionCodec(self.num_encoders, sinr.shape[-1], has_no_rb=True)
+        layout = ActionLayout(self.num_encoders, sinr.shape[-1], has_no_rb=True)
         if not self.has_view(sinr.shape[-1]):
             per_rb, no_rb, value = self._score(users, count, emb.rbs, emb.rb_head, sinr,
-                                               codec.free_rbs(action_mask), context)
-            return codec.flat_logits(per_rb, no_rb), value
+                                               layout.free_rbs(action_mask), context)
+            return layout.flat_logits(per_rb, no_rb), value
         view = decision_view(sinr, action_mask, context, count, self.candidates,
                              self.candidate_rule, self.num_encoders)
         logits, value = self.decide_view(users, view, take_rbs(emb.rbs, view.idx),
                                          take_rbs(emb.rb_head, view.idx))
-        return view.full_logits(logits, codec), value
+        return view.full_logits(logits, layout), value
 
     def has_view(self, num_rbs: int) -> bool:
         """Whether a decision scores fewer RBs than there are (``candidates``), so that its
@@ -348,16 +333,15 @@ class SetActorCritic(nn.Module):
         ``rbs``, ``rb_head`` (..., M, width): the episode's RB embeddings at ``view.idx``."""
         per_rb, no_rb, value = self._score(users, view.count, rbs, rb_head, view.sinr, view.ok,
                                            view.context)
-        flat = per_rb.reshape(per_rb.shape[:-2] + (-1,))  # m * K + k
-        return jnp.concatenate([flat, no_rb], axis=-1), value
+        return ActionLayout.view_flat(per_rb, no_rb), value
 
     def __call__(self, obs: Observation, embedding: EpisodeEmbedding | None = None):
         """From an observation; ``embedding`` (this episode's :meth:`embed_episode`) skips the
         per-episode part."""
-        emb = (self.embed_episode(obs.user_features, obs.rb_features[..., :1])
+        emb = (self.embed_episode(obs.user_features, obs.rb_interference)
                if embedding is None else embedding)
         return self.decide(self.user_summary(emb.users, obs.user_status),
-                           self.value_count(obs.user_status), emb, obs.rb_features[..., 2],
+                           self.value_count(obs.user_status), emb, obs.rb_sinr,
                            obs.action_mask, obs.context)
 
 

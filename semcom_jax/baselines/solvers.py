@@ -29,7 +29,7 @@ import numpy as np
 from flax import struct
 from scipy.optimize import linear_sum_assignment
 
-from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.actions import ActionLayout, mask_logits
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import unserved_term, user_term
 from semcom_jax.physics import link
@@ -192,18 +192,16 @@ def _sequential(at: ActionTable, pick: Callable, key):
     """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index
     over the env's actions (every encoder on every free RB, and "no RB")."""
     u_count, k_count, q_count = at.value.shape
-    codec = ActionCodec(k_count, q_count, has_no_rb=True)
-    min_val = jnp.finfo(jnp.float32).min
+    layout = ActionLayout(k_count, q_count, has_no_rb=True)
 
     def body(carry, xs):
         used, key = carry
         vals, unserved_v = xs  # (K, Q), ()
-        legal = codec.mask(~used)
+        legal = layout.mask(~used)
         per_rb = jnp.swapaxes(vals, 0, 1)  # (Q, K), the layout flat_logits reads
-        flat = codec.flat_logits(per_rb, unserved_v[None])
-        flat = jnp.where(legal, flat, min_val)
+        flat = mask_logits(layout.flat_logits(per_rb, unserved_v[None]), legal)
         key, sub = jax.random.split(key)
-        act = codec.decode(pick(sub, flat, legal))
+        act = layout.decode(pick(sub, flat, legal))
         served = ~act.no_rb
         k = jnp.where(served, act.encoder, 0)
         q = jnp.where(served, act.rb, -1)
@@ -220,7 +218,7 @@ def _greedy_pick(key, flat, legal):
 
 
 def _random_pick(key, flat, legal):
-    return jax.random.categorical(key, jnp.where(legal, 0.0, -jnp.inf))
+    return jax.random.categorical(key, mask_logits(jnp.zeros(legal.shape), legal))
 
 
 def greedy(at: ActionTable):

@@ -8,7 +8,7 @@
 here).
 """
 
-from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.actions import ActionLayout
 from semcom_jax.env.environment import (OBS_FORMATS, OBS_MODES, REWARDS, SCORES, STEP_APIS,
                                         SemComEnv, uniform_legal_action)
 from semcom_jax.env.padded import PaddedParams, PaddedSemComEnv
@@ -18,6 +18,6 @@ from semcom_jax.env.spaces import flatten_observation
 from semcom_jax.env.wrappers import LogWrapper, VecEnv, VecState
 
 __all__ = ["OBS_FORMATS", "OBS_MODES", "RB_FEATURES", "REWARDS", "SCORES", "STEP_APIS",
-           "ActionCodec", "EnvState", "Instance", "LogWrapper", "Observation", "PaddedParams",
+           "ActionLayout", "EnvState", "Instance", "LogWrapper", "Observation", "PaddedParams",
            "PaddedSemComEnv", "SemComEnv", "VecEnv", "VecState", "flatten_observation", "make",
            "registered_envs", "uniform_legal_action"]

@@ -1,10 +1,15 @@
-"""The action layout, in one place: every user of ``a = k * Q + q`` (+ "no RB") goes through it.
+"""The action layouts, in one place: every user of ``a = k * Q + q`` (+ "no RB") goes through
+:class:`ActionLayout`, every user of a view's ``m * K + k`` (+ "no RB") through its ``view_*``
+methods, and every masked score through :func:`mask_logits`.
 
 One discrete index per decision: ``a = k * Q + q`` serves the current user with encoder ``k`` on
 RB ``q``; with ``has_no_rb`` the one extra action ``a = K * Q`` leaves the user unserved. The mask
 (True = legal) has the same layout: ``K`` copies of the free-RB pattern, then the "no RB" entry.
 The env, the padded env, the networks' logits, the solvers and the agents' random actions all
-call this codec, so the layout cannot drift apart between them.
+call this layout, so it cannot drift apart between them.
+
+A *view* is M of the Q RBs (the size-free network's RBs in view): its actions are laid out slot
+major, ``m * K + k`` for encoder ``k`` on the RB in slot ``m``, then "no RB" last (M x K + 1).
 """
 
 from __future__ import annotations
@@ -32,8 +37,14 @@ class Decoded:
     in_range: jnp.ndarray  # bool, 0 <= a < A
 
 
+def mask_logits(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """Scores with every illegal entry at the dtype's most negative value rather than ``-inf``:
+    its probability is exactly zero after a softmax, and entropies and KLs stay finite."""
+    return jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+
+
 @dataclasses.dataclass(frozen=True)
-class ActionCodec:
+class ActionLayout:
     num_encoders: int  # K
     num_rbs: int  # Q
     has_no_rb: bool  # whether action K * Q ("no RB") exists
@@ -42,7 +53,7 @@ class ActionCodec:
         for name in ("num_encoders", "num_rbs"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ActionCodec: {name} must be an int >= 1, got {v!r}")
+                raise ValueError(f"ActionLayout: {name} must be an int >= 1, got {v!r}")
 
     @property
     def num_actions(self) -> int:
@@ -93,6 +104,43 @@ class ActionCodec:
         if no_rb is None:
             raise ValueError("this action layout has a 'no RB' action: give its output")
         return jnp.concatenate([flat, no_rb], axis=-1)
+
+    # ------------------------------------------------------------------ views of M RBs
+
+    @staticmethod
+    def view_mask(ok, no_rb, num_encoders: int) -> jnp.ndarray:
+        """(..., M x K + 1) from the slots in view ``ok`` (..., M) and "no RB" legal (...,)."""
+        return jnp.concatenate([jnp.repeat(ok, num_encoders, axis=-1), no_rb[..., None]],
+                               axis=-1)
+
+    @staticmethod
+    def view_flat(per_slot, no_rb) -> jnp.ndarray:
+        """Per-slot, per-encoder outputs (..., M, K) and the "no RB" output (..., 1) laid out
+        as the view's actions (..., M x K + 1)."""
+        return jnp.concatenate([per_slot.reshape(per_slot.shape[:-2] + (-1,)), no_rb], axis=-1)
+
+    def view_actions(self, idx) -> jnp.ndarray:
+        """(..., M x K + 1) int32: the env's action at each place of the view of RBs ``idx``
+        (..., M); requires the "no RB" action."""
+        k = jnp.arange(self.num_encoders, dtype=jnp.int32)
+        per = (k * self.num_rbs + idx[..., :, None]).reshape(idx.shape[:-1] + (-1,))
+        none = jnp.full(per.shape[:-1] + (1,), self.no_rb_action, jnp.int32)
+        return jnp.concatenate([per, none], axis=-1)
+
+    def view_to_actions(self, logits, idx, ok) -> jnp.ndarray:
+        """(..., A) from scores over a view (..., M x K + 1): each place's score at its action,
+        the most negative score at every other action (out of view, or a slot out of view,
+        which may repeat an RB in view: it is sent out of range and dropped)."""
+        low = jnp.finfo(logits.dtype).min
+        m, k = idx.shape[-1], self.num_encoders
+        lead = logits.shape[:-1]
+        per_rb = logits[..., :-1].reshape(lead + (m, k))
+        target = jnp.where(ok, idx, self.num_rbs).reshape((-1, m))
+        full = jax.vmap(lambda r, i: jnp.full((self.num_rbs, k), low, logits.dtype)
+                        .at[i].set(r, mode="drop"))(per_rb.reshape((-1, m, k)), target)
+        return self.flat_logits(full.reshape(lead + (self.num_rbs, k)), logits[..., -1:])
+
+    # ------------------------------------------------------------------ sampling
 
     def uniform_legal(self, key, mask, rng: str = "threefry") -> jnp.ndarray:
         """A uniformly random legal action of a mask (A,) or a batch of masks (..., A).

@@ -66,14 +66,14 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment as gymnax_environment
 
-from semcom_jax.env.actions import ActionCodec
+from semcom_jax.env.actions import ActionLayout
 from semcom_jax.env.bits import check_source
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import (DenseReward, FeatureScore, TableScore, TerminalReward,
                                    invalid_term, unserved_term, user_term)
 from semcom_jax.env.types import (ABSENT, CONTEXT_FEATURES, CURRENT, PENDING, RB_FEATURES,
-                                  SERVED, UNSERVED, USER_FEATURES, EnvState, Instance,
-                                  Observation)
+                                  SERVED, UNSERVED, USER_FEATURES, USER_HIDDEN, EnvState,
+                                  Instance, Observation)
 import semcom_jax.env.spaces as spaces
 from semcom_jax.physics import channel, link
 from semcom_jax.physics.params import EnvParams, validate_params, validate_sizes
@@ -155,7 +155,7 @@ class SemComEnv(gymnax_environment.Environment):
         self.flat_features = bool(flat_features)
         self.obs_format = obs_format
         self.step_api = step_api
-        self.actions = ActionCodec(self.num_encoders, num_rbs, has_no_rb=True)
+        self.actions = ActionLayout(self.num_encoders, num_rbs, has_no_rb=True)
         num_images = self.table.data.features.num_images if score == "features" else 1
         self.rng = rng
         self.generator = generator or UniformGenerator(num_users, num_rbs, num_images, bits=rng)
@@ -163,8 +163,9 @@ class SemComEnv(gymnax_environment.Environment):
         self._score_fn = SCORES[score]()
         self._lowest_score = float(np.min(np.asarray(self.table.data.score)))
         self.observation_size = int(
-            jax.eval_shape(lambda: self._features(
-                self._blank_state(), self.default_params)).shape[0]) if self.flat_features else 0
+            jax.eval_shape(lambda: self._features(*self._shared_parts(
+                self._blank_state(), self.default_params))).shape[0]
+        ) if self.flat_features else 0
 
     def __getstate__(self):
         # The lazily compiled sampler is a cache, not state: copies and pickles rebuild it.
@@ -375,12 +376,14 @@ class SemComEnv(gymnax_environment.Environment):
 
     def observation(self, state: EnvState, params: EnvParams) -> Observation:
         n_users, n_rbs = self.active_sizes(state)
-        features = (self._features(state, params) if self.flat_features
+        parts = self._shared_parts(state, params)
+        _, _, interference, users, _, exact = parts
+        features = (self._features(*parts) if self.flat_features
                     else jnp.zeros((0,), jnp.float32))
-        return Observation(features=features,
-                           rb_features=self._rb_features(state, params),
-                           action_mask=self.action_mask(state),
-                           user_features=self._user_features(state.instance, params),
+        rb_features = jnp.stack([interference, state.rb_used.astype(jnp.float32), exact],
+                                axis=-1)  # the RB_INTERFERENCE, RB_IN_USE, RB_SINR columns
+        return Observation(features=features, rb_features=rb_features,
+                           action_mask=self.action_mask(state), user_features=users,
                            user_status=self._user_status(state, n_users),
                            context=self._context(state, params, n_users, n_rbs))
 
@@ -464,13 +467,6 @@ class SemComEnv(gymnax_environment.Environment):
         return channel.to_db(link.user_sinr(inst.replace(fading=jnp.ones_like(inst.fading)),
                                             params, u, rbs))
 
-    def _rb_features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
-        """(Q, RB_FEATURES): interference, in use, SINR of the current user (exact only in
-        ``full``)."""
-        sinr_db = self._sinr_db(state, params, exact=self.obs_mode == "full")
-        return jnp.stack([_interference_feature(state.instance.interference_w, params),
-                          state.rb_used.astype(jnp.float32), sinr_db / 30.0], axis=-1)
-
     def _user_features(self, inst: Instance, params: EnvParams) -> jnp.ndarray:
         """(U, USER_FEATURES[mode]): what the mode reveals about each user, fixed for the
         episode."""
@@ -501,28 +497,35 @@ class SemComEnv(gymnax_environment.Environment):
             parts += list(_bs_features(state.instance, params))
         return jnp.stack([jnp.asarray(x, jnp.float32) for x in parts])
 
-    def _features(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
+    def _shared_parts(self, state: EnvState, params: EnvParams):
+        """What several observation fields share, computed once per observation: ``(state,
+        params, interference feature (Q,), per-user features (U, USER_FEATURES[mode]), the
+        current user's SINR feature per RB fading-free (what the paper's state reveals) and
+        exact (Q,; the fading-free one outside ``full``))``."""
+        seen = self._sinr_db(state, params, exact=False) / 30.0
+        exact = (self._sinr_db(state, params, exact=True) / 30.0 if self.obs_mode == "full"
+                 else seen)
+        return (state, params, _interference_feature(state.instance.interference_w, params),
+                self._user_features(state.instance, params), seen, exact)
+
+    def _features(self, state: EnvState, params: EnvParams, interference, users, seen,
+                  exact) -> jnp.ndarray:
+        """The flat vector, from :meth:`_shared_parts`."""
         inst = state.instance
         u = jnp.minimum(state.step, self.num_users - 1)
         radius = params.cell_radius_m
         parts = [
-            _interference_feature(inst.interference_w, params),
+            interference,
             state.rb_used.astype(jnp.float32),
             (inst.user_xy_m / radius).reshape(-1),
             jax.nn.one_hot(state.step, self.num_users, dtype=jnp.float32),
             inst.user_xy_m[u] / radius,
             (inst.distance_m[u] / radius)[None],
-            self._sinr_db(state, params, exact=False) / 30.0,
+            seen,
         ]
         if self.obs_mode == "full":
-            # Columns 3..6 of the per-user features: log10 fading, image, CPU frequency, cycles.
-            hidden = self._user_features(inst, params)[:, 3:]
-            parts += [
-                *hidden.T,
-                _bs_features(inst, params),
-                self._sinr_db(state, params, exact=True) / 30.0,
-                hidden[u, 1:],
-            ]
+            hidden = users[:, USER_HIDDEN:]  # log10 fading, image, CPU frequency, cycles
+            parts += [*hidden.T, _bs_features(inst, params), exact, hidden[u, 1:]]
         return jnp.concatenate(parts).astype(jnp.float32)
 
 

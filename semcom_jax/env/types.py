@@ -7,10 +7,14 @@ from flax import struct
 
 from semcom_jax.physics.instance import Instance
 
-# Per-RB observation columns: interference feature, RB in use, SINR of the current user (dB/30).
+# Per-RB observation columns (``Observation.rb_features``): interference feature, RB in use,
+# SINR of the current user (dB / 30).
+RB_INTERFERENCE, RB_IN_USE, RB_SINR = 0, 1, 2
 RB_FEATURES = 3
-# Per-user observation columns, fixed for the episode: x/R, y/R, d/R (every mode); ``full`` adds
-# log10 fading, image size, CPU frequency and cycles per bit (ranges mapped to [-1, 1]).
+# Per-user observation columns, fixed for the episode: x/R, y/R, d/R (every mode, the first
+# USER_POSITION columns); ``full`` adds log10 fading, image size, CPU frequency and cycles per
+# bit (ranges mapped to [-1, 1]), the columns from USER_HIDDEN on.
+USER_POSITION = USER_HIDDEN = 3
 USER_FEATURES = {"paper": 3, "full": 7}
 # Size-free summary: fraction of users decided, log((users left + 1) / (free RBs + 1)), fraction
 # of RBs free; ``full`` adds f^B and w^B (ranges mapped to [-1, 1]).
@@ -20,7 +24,8 @@ CONTEXT_FEATURES = {"paper": 3, "full": 5}
 PENDING, CURRENT, SERVED, UNSERVED, ABSENT = 0, 1, 2, 3, 4
 
 __all__ = ["ABSENT", "CONTEXT_FEATURES", "CURRENT", "EnvState", "Instance", "Observation",
-           "PENDING", "RB_FEATURES", "SERVED", "UNSERVED", "USER_FEATURES"]
+           "PENDING", "RB_FEATURES", "RB_INTERFERENCE", "RB_IN_USE", "RB_SINR", "SERVED",
+           "UNSERVED", "USER_FEATURES", "USER_HIDDEN", "USER_POSITION"]
 
 
 @struct.dataclass
@@ -54,3 +59,13 @@ class Observation:
     user_features: jnp.ndarray  # (U, USER_FEATURES[mode]) float32, fixed for the episode
     user_status: jnp.ndarray  # (U,) int32: PENDING, CURRENT, SERVED, UNSERVED or ABSENT (padding)
     context: jnp.ndarray  # (CONTEXT_FEATURES[mode],) float32, size-free summary
+
+    @property
+    def rb_interference(self) -> jnp.ndarray:
+        """(..., Q, 1) the interference column of ``rb_features``."""
+        return self.rb_features[..., RB_INTERFERENCE:RB_INTERFERENCE + 1]
+
+    @property
+    def rb_sinr(self) -> jnp.ndarray:
+        """(..., Q) the current user's SINR column of ``rb_features``."""
+        return self.rb_features[..., RB_SINR]
