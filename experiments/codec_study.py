@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from semcom_jax.atomic import atomic_write
-from semcom_jax.codec import build, data, med
+from semcom_jax.builders import encoders as build
+from semcom_jax.codec import data, med
 from semcom_jax.codec.train import TrainSettings
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -57,8 +57,9 @@ def optimised():
 # (--no-loadscope-reorder): the costliest modules start first, so no worker is left running a
 # long one alone at the end. Order from measured per-module times (2-core CI machine).
 _COSTLIEST_FIRST = ("test_offpolicy", "test_ppo", "test_clients", "test_sizefree",
-                    "test_distributed", "test_docs", "test_sharding", "test_codec",
-                    "test_episodic", "test_model_tables", "test_robustness")
+                    "test_distributed", "test_docs", "test_sharding", "test_train_cli",
+                    "test_codec", "test_episodic", "test_encoders", "test_model_tables",
+                    "test_run_folder_errors", "test_config")
 
 
 def pytest_collection_modifyitems(config, items):

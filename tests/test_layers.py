@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "semcom_jax")
 # Lowest first, as in docs/architecture.md; the package's own __init__ sits above them all.
 LAYERS = ["atomic", "memo", "physics", "tables", "env", "baselines", "agents", "training",
-          "builders", "codec", "cli", "__init__"]
+          "codec", "builders", "cli", "__init__"]
 
 
 def modules() -> dict:

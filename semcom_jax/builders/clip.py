@@ -24,7 +24,7 @@ from semcom_jax.builders import hf
 from semcom_jax.physics.params import ENCODER_NAMES
 from semcom_jax.builders.images import LabelledImages, read_images
 from semcom_jax.builders.parts import PartStore
-from semcom_jax.builders.scoring import make_monotone, score_over_grid, snr_grid
+from semcom_jax.tables.scoring import make_monotone, score_over_grid, snr_grid
 from semcom_jax.tables.format import save_table
 
 DEFAULT_CHECKPOINTS = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16",

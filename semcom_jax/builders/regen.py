@@ -33,7 +33,7 @@ from semcom_jax.builders import hf
 from semcom_jax.builders.clip import DEFAULT_CHECKPOINTS, check_names, image_features
 from semcom_jax.builders.images import read_images
 from semcom_jax.builders.parts import PartStore
-from semcom_jax.builders.scoring import make_monotone
+from semcom_jax.tables.scoring import make_monotone
 from semcom_jax.tables.feature_channel import corrupt_feature
 from semcom_jax.tables.format import save_table
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.physics.params import ENCODER_NAMES, EnvParams
-from semcom_jax.builders.scoring import make_monotone, score_over_grid
+from semcom_jax.tables.scoring import make_monotone, score_over_grid
 from semcom_jax.tables import default_table_path, save_table, zero_shot_log_probs
 
 # CLIP paper (Radford et al. 2021), Table 11, zero-shot CIFAR-10 accuracy.

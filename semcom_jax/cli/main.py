@@ -505,7 +505,7 @@ def _tables(args) -> int:
         print(json.dumps(tiny.make_all(args.out, args.seed), indent=2))
         return 0
     if args.kind == "train-encoders":
-        from semcom_jax.codec import build
+        from semcom_jax.builders import encoders as build
 
         meta = build.build(args.out, images=args.images, robust=not args.plain, nam=args.nam,
                            receiver=args.receiver,

@@ -8,6 +8,7 @@ from them through the feature channel (docs/model.md).
 ``data`` (the image sets), ``model`` (ViT image encoders, learned class prompts, MACs),
 ``train`` (contrastive training, plain or channel-robust), ``nam`` (VLM-CSC's SNR-conditioned
 noise attention module), ``med`` (VLM-CSC's memory-assisted continual learning), ``measure``
-(accuracy and log p(true) over an SNR grid) and ``build`` (the ``semcom-jax tables
-train-encoders`` table builder).
+(accuracy and log p(true) over an SNR grid). The table builder that trains and measures them
+(``semcom-jax tables train-encoders``) lives with the other builders,
+:mod:`semcom_jax.builders.encoders`.
 """

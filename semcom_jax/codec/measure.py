@@ -1,7 +1,7 @@
 """Accuracy and mean ``log p(true)`` of a feature set over an SNR grid, through the
 feature channel, with CLIP's cosine receiver or with a noise attention module.
 
-The cosine receiver is :func:`semcom_jax.builders.scoring.score_over_grid`, the same function
+The cosine receiver is :func:`semcom_jax.tables.scoring.score_over_grid`, the same function
 every table builder uses, so a table measured here and the env's ``score="features"`` mode
 corrupt and classify a feature identically.
 """
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.builders.scoring import score_over_grid
+from semcom_jax.tables.scoring import score_over_grid
 from semcom_jax.codec.nam import nam_log_probs
 from semcom_jax.tables.feature_channel import corrupt_feature
 

@@ -19,7 +19,7 @@ import semcom_jax
 from semcom_jax.env import LogWrapper, Observation, SemComEnv, VecEnv, flatten_observation
 from semcom_jax.env.padded import PaddedSemComEnv
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "purejaxrl_ppo.py")
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "purejaxrl_ppo.py")
 
 
 @pytest.mark.parametrize("make", [lambda: SemComEnv(3, 4, obs_mode="full"),

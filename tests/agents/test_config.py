@@ -1,5 +1,6 @@
 """Configs per concern: nested files round-trip, the flat files of earlier versions still load
-and resume, per-algorithm defaults, and a new algorithm is one module plus one registration."""
+and resume, per-algorithm defaults, a new algorithm is one module plus one registration, and
+bad configs and config files are refused naming the key or the file."""
 
 import dataclasses
 import json
@@ -13,7 +14,7 @@ from flax import struct
 
 from semcom_jax.agents.base import Trainer
 from semcom_jax.agents.config import (ALGORITHMS, EnvConfig, NetworkConfig, RunConfig,
-                                      TrainConfig, need, register)
+                                      TrainConfig, need, read_config_file, register)
 from semcom_jax.agents.dqn import DQNConfig
 from semcom_jax.agents.ppo import PPOConfig
 from semcom_jax.agents.rollout import collect, rollout_metrics
@@ -21,7 +22,7 @@ from semcom_jax.agents.sac import SACConfig
 from semcom_jax.cli.main import main as cli
 from semcom_jax.training import runs
 
-DATA = os.path.join(os.path.dirname(__file__), "data")
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 
 
 def test_each_concern_is_its_own_frozen_config():
@@ -178,3 +179,68 @@ def test_shipped_old_fixture_is_unchanged():
     src = os.path.join(DATA, "config_flat_ppo.json")
     with open(src) as fh:
         assert len(json.load(fh)) == 49  # the single class's 49 keys
+
+
+def test_set_items_parse_as_json_or_string():
+    from semcom_jax.agents.config import parse_set_items
+
+    got = parse_set_items(["lr=0.01", "hidden=[8, 8]", "rng=hash", 'network="set"', "table="])
+    assert got == {"lr": 0.01, "hidden": [8, 8], "rng": "hash", "network": "set", "table": ""}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_set_items(["lr"])
+
+
+# ----------------------------------------------------------------------------- config
+
+BAD_CONFIG = [
+    ({"seed": 2**70}, "seed"),
+    ({"seed": -1}, "seed"),
+    ({"eval_seed": 2**40}, "eval_seed"),
+    ({"algo": "sac", "batch_size": 60_000}, "batch_size"),
+    ({"lr": float("nan")}, "lr"),
+    ({"gamma": 1.5}, "gamma"),
+    ({"num_envs": 0}, "num_envs"),
+    ({"num_envs": "8"}, "num_envs"),
+    ({"num_envs": 2**30}, "num_envs"),
+    ({"num_envs": True}, "num_envs"),
+    ({"algo": "a2c"}, "algo"),
+    ({"network": "cnn"}, "network"),
+    ({"hidden": []}, "hidden"),
+    ({"hidden": [64, "x"]}, "hidden"),
+    ({"train_users": [5, 2], "network": "set"}, "train_users"),
+    ({"train_users": [2, 5]}, "network"),
+    ({"total_env_steps": 10}, "total_env_steps"),
+    ({"num_minibatches": 7}, "num_minibatches"),
+    ({"env_params": {"tx_power_w": 1e39}}, "tx_power_w"),
+    ({"env_params": [1]}, "env_params"),
+    ({"obs_mode": "partial"}, "obs_mode"),
+    ({"learning_rate": 0.1}, "learning_rate"),
+    ({"chunk_updates": -1}, "chunk_updates"),
+]
+
+
+@pytest.mark.parametrize("data,culprit", BAD_CONFIG)
+def test_bad_config_is_refused_naming_the_key(data, culprit):
+    with pytest.raises(ValueError, match=culprit):
+        TrainConfig.from_dict(data)
+
+
+def test_a_missing_table_is_named_when_the_run_is_built():
+    """The config does not look at the disk; building the run does, naming the file."""
+    cfg = TrainConfig.from_dict({"table": "/no/such/table.npz"})
+    with pytest.raises(ValueError, match="/no/such/table.npz.*does not exist"):
+        runs.Experiment(cfg)
+
+
+@pytest.mark.parametrize("name,content,culprit", [
+    ("c.json", b"{\"num_envs\": 8,", "not valid JSON"),
+    ("c.yaml", b"num_envs: [8\n", "not valid YAML"),
+    ("c.yaml", b"num_envs: 8\n\xff\xfe\n", "not UTF-8"),
+    ("c.json", b"[1, 2]", "mapping"),
+])
+def test_bad_config_file_is_named(tmp_path, name, content, culprit):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=culprit) as e:
+        read_config_file(str(path))
+    assert str(path) in str(e.value)

@@ -12,7 +12,7 @@ import pytest
 
 from semcom_jax.agents.evaluate import Evaluator
 from semcom_jax.baselines import report, solvers
-from semcom_jax.builders.scoring import make_monotone
+from semcom_jax.tables.scoring import make_monotone
 from semcom_jax.env import SemComEnv
 from semcom_jax.tables import TableError, TableWarning, load_default_table, load_table, save_table
 

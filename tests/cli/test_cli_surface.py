@@ -12,7 +12,7 @@ import pytest
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.cli import main as cli
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import common  # noqa: E402  (benchmarks/common.py)
 

@@ -297,7 +297,7 @@ def test_scaling_study_per_size_configs_are_valid():
     import os
     import sys
 
-    root = os.path.join(os.path.dirname(__file__), "..")
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
     sys.path.insert(0, os.path.join(root, "benchmarks"))
     spec = importlib.util.spec_from_file_location(
         "scaling_users", os.path.join(root, "experiments", "scaling_users.py"))

@@ -214,7 +214,7 @@ def test_cli_builds_from_an_image_folder_and_fig2_plots_it(models, tmp_path, cap
     assert "wrote" in capsys.readouterr().out
     t = load_table(str(out))
     assert t.encoders == ["a", "b"] and t.metadata["class_names"] == ["blue", "green", "red"]
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "experiments"))
     import fig2_accuracy_vs_snr
 
     png, csv_path = fig2_accuracy_vs_snr.plot_table(str(out), str(tmp_path / "fig2"))

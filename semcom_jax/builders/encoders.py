@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.builders.parts import PartStore
-from semcom_jax.builders.scoring import make_monotone, snr_grid
+from semcom_jax.tables.scoring import make_monotone, snr_grid
 from semcom_jax.codec import data as datasets
 from semcom_jax.codec.measure import grid_scores
 from semcom_jax.codec.model import DIGITS_FAMILY, FASHION_FAMILY, encode, text_and_scale
