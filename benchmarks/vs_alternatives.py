@@ -45,7 +45,7 @@ from env_throughput import bench_jax, bench_numpy  # noqa: E402
 
 from semcom_jax.training import runs  # noqa: E402
 from semcom_jax.agents.config import TrainConfig  # noqa: E402
-from semcom_jax.agents.evaluate import Evaluator  # noqa: E402
+from semcom_jax.baselines.evaluate import Evaluator  # noqa: E402
 
 U, Q = 5, 10
 EVAL_EPISODES, EVAL_SEED = 256, 12345

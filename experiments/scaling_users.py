@@ -5,7 +5,7 @@ does it cost?
     python experiments/scaling_users.py --users 5 50 --train-steps 200000 --size-budget-s 20
 
 For every U in ``--users`` and Q = r U for r in ``--ratios`` (default 2 and 1), on the same
-held-out episodes (``semcom_jax.agents.evaluate.Evaluator``, expected returns, 0 = random,
+held-out episodes (``semcom_jax.baselines.evaluate.Evaluator``, expected returns, 0 = random,
 1 = exact optimum):
 
 (a) ``zero_shot``: ONE size-free policy (``network="set"``) trained once across sizes

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import semcom_jax
-from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.baselines.evaluate import Evaluator
 from semcom_jax.env import SemComEnv
 
 rejax = pytest.importorskip("rejax")

@@ -1,8 +1,8 @@
 """Agents: ``config`` (the configs and the algorithm registry), ``networks``, ``rollout`` (step
 records, the rollout scan, metrics, PPO's step-by-step experience), ``episodic`` (PPO's
 experience by episode), ``base`` (the Trainer all algorithms share), ``ppo`` (the paper's
-method), ``offpolicy`` with ``sac`` and ``dqn``, and ``evaluate`` (greedy play against the
-baselines).
+method) and ``offpolicy`` with ``sac`` and ``dqn``. Greedy play against the baselines is
+:mod:`semcom_jax.baselines.evaluate`.
 
 The built-in algorithms are registered here, one call each (``config.register``)."""
 

@@ -1,3 +1,4 @@
-"""Baselines and the exact optimum: ``solvers`` (per-episode action tables, random, greedy,
-fixed-encoder and optimal assignments, assignment statistics) and ``report`` (the normalised
-score and the printed comparison)."""
+"""Evaluation: ``solvers`` (per-episode action tables, random, greedy, fixed-encoder and optimal
+assignments, assignment statistics), ``report`` (the one report row, the normalised score, the
+printed comparison) and ``evaluate`` (a policy played greedily on held-out episodes and scored
+against every baseline)."""

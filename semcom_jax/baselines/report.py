@@ -1,5 +1,7 @@
-"""Summaries of the baselines on a batch of episodes: the normalised score, every baseline's
-return, violation rates and encoder use, and a printable table."""
+"""The one report: every policy's row (a baseline's, or a trained policy's from its evaluation)
+has the keys of :data:`ROW_KEYS`, built by :func:`row`; the metrics of a run carry the same
+keys prefixed ``eval_`` (:func:`as_metrics`, :func:`policy_row` back). Also the normalised
+score, the baselines' report on a batch of episodes and the printable table."""
 
 from __future__ import annotations
 
@@ -56,22 +58,56 @@ def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
 
 
 def summarise(stats: dict, num_users: int, ceiling: str = "optimum") -> dict:
+    """``{name: row}`` of every policy's :class:`~semcom_jax.baselines.solvers.
+    AssignmentStats`, normalised against its ``"random"`` and ``"optimum"`` entries."""
     r_rand = float(jnp.mean(stats["random"].episode_return))
     r_opt = float(jnp.mean(stats["optimum"].episode_return))
     r_ceil = float(jnp.mean(stats[ceiling].episode_return))
-    out = {}
-    for name, s in stats.items():
-        r = float(jnp.mean(s.episode_return))
-        counts = np.asarray(jnp.sum(s.encoder_counts, axis=0), np.float64)
-        out[name] = {
-            "return": r,
-            "normalised": float(normalised_score(r, r_rand, r_opt)),
-            "normalised_ceiling": float(normalised_score(r, r_rand, r_ceil)),
-            "delay_violation_rate": float(jnp.mean(s.delay_violations)) / num_users,
-            "energy_violation_rate": float(jnp.mean(s.energy_violations)) / num_users,
-            "unserved_rate": float(jnp.mean(s.unserved)) / num_users,
-            "encoder_share": (counts / max(counts.sum(), 1.0)).tolist(),
-        }
+    return {name: row(s, num_users, r_rand, r_opt, r_ceil, host=True)
+            for name, s in stats.items()}
+
+
+ROW_KEYS = ("return", "normalised", "normalised_ceiling", "delay_violation_rate",
+            "energy_violation_rate", "unserved_rate", "encoder_share")
+METRIC_PREFIX = "eval_"  # a run's metrics name the greedy policy's row keys with it
+
+
+def row(stats, num_users: int, r_random, r_opt, r_ceiling, host: bool = False) -> dict:
+    """The report row of an assignment's statistics on a batch of episodes: mean return,
+    normalised scores (against the optimum and the ceiling), violation and unserved rates per
+    user, and each encoder's share of the served users. Jittable; ``host=True``: Python floats
+    and lists (means taken on the device, the rest in float64)."""
+    mean = (lambda x: float(jnp.mean(x))) if host else jnp.mean
+    r = mean(stats.episode_return)
+    counts = jnp.sum(stats.encoder_counts, axis=0)
+    if host:
+        counts = np.asarray(counts, np.float64)
+        share = (counts / max(counts.sum(), 1.0)).tolist()
+    else:
+        share = counts / jnp.maximum(jnp.sum(counts), 1)
+    return {
+        "return": r,
+        "normalised": normalised_score(r, r_random, r_opt),
+        "normalised_ceiling": normalised_score(r, r_random, r_ceiling),
+        "delay_violation_rate": mean(stats.delay_violations) / num_users,
+        "energy_violation_rate": mean(stats.energy_violations) / num_users,
+        "unserved_rate": mean(stats.unserved) / num_users,
+        "encoder_share": share,
+    }
+
+
+def as_metrics(r: dict) -> dict:
+    """A row's keys as a run's metrics name them (``eval_return``, ...)."""
+    return {METRIC_PREFIX + k: v for k, v in r.items()}
+
+
+def policy_row(evals: dict) -> dict:
+    """A row from a policy's evaluation metrics (:func:`as_metrics`; seeds on a leading axis:
+    means over them, and ``normalised_per_seed``)."""
+    evals = {k: np.asarray(v) for k, v in evals.items()}
+    out = {k: (np.mean(evals[METRIC_PREFIX + k], axis=0).tolist() if k == "encoder_share"
+               else float(np.mean(evals[METRIC_PREFIX + k]))) for k in ROW_KEYS}
+    out["normalised_per_seed"] = [float(x) for x in np.ravel(evals[METRIC_PREFIX + "normalised"])]
     return out
 
 

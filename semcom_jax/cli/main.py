@@ -427,7 +427,7 @@ def _run(args) -> int:
             print(p)
         return 0
     if args.cmd == "baselines":
-        from semcom_jax.agents.evaluate import Evaluator
+        from semcom_jax.baselines.evaluate import Evaluator
         from semcom_jax.baselines import report
         from semcom_jax.env.environment import SemComEnv
         from semcom_jax.tables.format import load_table

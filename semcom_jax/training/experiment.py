@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.agents.config import TrainConfig, algorithm
-from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.baselines.evaluate import Evaluator
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.padded import RandomSizeEnv
 from semcom_jax.memo import LRU

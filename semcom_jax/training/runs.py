@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.baselines.evaluate import Evaluator
+from semcom_jax.baselines import report
 from semcom_jax.baselines.report import normalised_score
 from semcom_jax.training import checkpoints, files
 from semcom_jax.training.experiment import Experiment
@@ -164,17 +165,7 @@ def train(config: Optional[TrainConfig], run_dir: str, resume: bool = False,
 
 def policy_report(evals, algo: str) -> dict:
     """The greedy policy's row of a report (means over seeds) from an evaluation's figures."""
-    evals = jax.tree.map(np.asarray, evals)
-    return {f"policy ({algo.upper()})": {
-        "return": float(np.mean(evals["eval_return"])),
-        "normalised": float(np.mean(evals["eval_normalised"])),
-        "normalised_per_seed": [float(x) for x in np.ravel(evals["eval_normalised"])],
-        "normalised_ceiling": float(np.mean(evals["eval_normalised_ceiling"])),
-        "delay_violation_rate": float(np.mean(evals["eval_delay_violation_rate"])),
-        "energy_violation_rate": float(np.mean(evals["eval_energy_violation_rate"])),
-        "unserved_rate": float(np.mean(evals["eval_unserved_rate"])),
-        "encoder_share": np.mean(evals["eval_encoder_share"], axis=0).tolist(),
-    }}
+    return {f"policy ({algo.upper()})": report.policy_row(evals)}
 
 
 def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator,

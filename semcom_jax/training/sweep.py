@@ -1,4 +1,5 @@
-"""A sweep over (U, Q) as one compiled program: PPO on the padded env, ``vmap``-ed over sizes.
+"""A sweep over (U, Q) as one compiled program: the config's algorithm (PPO by default) on the
+padded env, ``vmap``-ed over sizes.
 
 ``train_sizes(config, sizes)`` pads every size to the largest (``PaddedSemComEnv``), stacks the
 per-size ``PaddedParams`` and runs ``vmap(run)`` over them: one compilation for the whole sweep
@@ -15,10 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.agents.config import TrainConfig
-from semcom_jax.agents.evaluate import greedy_episode
-from semcom_jax.agents.ppo import PPO
+from semcom_jax.agents.config import TrainConfig, algorithm
 from semcom_jax.baselines import report, solvers
+from semcom_jax.baselines.evaluate import greedy_episode
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.padded import PaddedSemComEnv, pad_instance, stack_params
 
@@ -38,7 +38,7 @@ class SizeSweep:
         self.params = [self.env.check_params(base.replace(active_users=u, active_rbs=q))
                        for u, q in sizes]
         self.stacked = stack_params(self.params)
-        self.trainer = PPO(self.config, self.env, self.params[0])
+        self.trainer = algorithm(self.config.algo).trainer(self.config, self.env, self.params[0])
 
     def _run(self, net_params, key, env_params, num_updates):
         state = self.trainer.init_from(net_params, key, env_params)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.baselines.evaluate import Evaluator
 from semcom_jax.baselines import report, solvers
 from semcom_jax.tables.scoring import make_monotone
 from semcom_jax.env import SemComEnv

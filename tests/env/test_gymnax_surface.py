@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from semcom_jax.agents.evaluate import Evaluator
+from semcom_jax.baselines.evaluate import Evaluator
 import semcom_jax
 from semcom_jax.env import LogWrapper, Observation, SemComEnv, VecEnv, flatten_observation
 from semcom_jax.env.padded import PaddedSemComEnv

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.agents import networks as nets
 from semcom_jax.baselines import report, solvers
+from semcom_jax.env.actions import mask_logits
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.types import EnvState
 from semcom_jax.memo import LRU
@@ -53,7 +53,7 @@ def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instan
     ``logits_fn(params, batched obs)``."""
     def act(obs, _):
         logits = logits_fn(params, jax.tree.map(lambda x: x[None], obs))[0]
-        return jnp.argmax(nets.mask_logits(logits, obs.action_mask))
+        return jnp.argmax(mask_logits(logits, obs.action_mask))
 
     return policy_episode(env, act, instance, env_params, jax.random.PRNGKey(0))
 
@@ -132,22 +132,14 @@ class Evaluator:
         return states.encoder, states.rb
 
     def score(self, encoders, rbs) -> dict:
-        """Jittable: mean return, normalised score, violation rates and encoder share of an
-        assignment (N, U) of the held-out episodes (``rbs == -1``: unserved)."""
+        """Jittable: the report row (:func:`~semcom_jax.baselines.report.row`) of an assignment
+        (N, U) of the held-out episodes (``rbs == -1``: unserved), its keys prefixed
+        ``eval_`` (:func:`~semcom_jax.baselines.report.as_metrics`), as the metrics of a run
+        name them."""
         stats = solvers.assignment_stats(self.action_tables, jnp.where(rbs >= 0, encoders, 0),
                                          rbs)
-        u = self.env.num_users
-        r = jnp.mean(stats.episode_return)
-        counts = jnp.sum(stats.encoder_counts, axis=0)
-        return {
-            "eval_return": r,
-            "eval_normalised": report.normalised_score(r, self.r_random, self.r_opt),
-            "eval_normalised_ceiling": report.normalised_score(r, self.r_random, self.r_ceiling),
-            "eval_delay_violation_rate": jnp.mean(stats.delay_violations) / u,
-            "eval_energy_violation_rate": jnp.mean(stats.energy_violations) / u,
-            "eval_unserved_rate": jnp.mean(stats.unserved) / u,
-            "eval_encoder_share": counts / jnp.maximum(jnp.sum(counts), 1),
-        }
+        return report.as_metrics(report.row(stats, self.env.num_users, self.r_random,
+                                            self.r_opt, self.r_ceiling))
 
     def evaluate(self, logits_fn: Callable, params) -> dict:
         """Jittable: :meth:`score` of the greedy policy."""
