@@ -115,9 +115,8 @@ def by_episode(tree, num_episodes: int):
 
 
 def _sum_axis1(x):
-    """Sum over axis 1 by halving: on XLA's CPU backend a ``reduce`` over a major axis was an
-    order of magnitude slower than these contiguous adds (one-off timing on this project's
-    CPU, (2, 25, 2000, 32): 24 ms against 1.4 ms)."""
+    """Sum over axis 1 by halving: on XLA's CPU backend a ``reduce`` over a major axis is much
+    slower than these contiguous adds (figures in docs/performance.md)."""
     while x.shape[1] > 1:
         half = x.shape[1] // 2
         y = x[:, :half] + x[:, half:2 * half]

@@ -1,20 +1,21 @@
 """Random 32-bit words for episode draws: JAX's threefry (the default) or a keyed counter hash.
 
 An episode draw needs ~30 words per env (U = 5, Q = 10) and nothing else random, so the bit
-source is most of the cost of a reset: threefry-2x32 (20 rounds per pair of words) costs ~5.7 ns
-per word on one core of this project's CPU (one-off timing), about 170 ns per reset. ``"hash"`` is a counter-based
-generator in the style of Random123 and Widynski's "squares": word ``i`` of key ``(k0, k1)`` is
+source is most of the cost of a reset, and threefry-2x32 spends 20 rounds on each pair of words.
+``"hash"`` is a counter-based generator in the style of Random123 and Widynski's "squares":
+word ``i`` of key ``(k0, k1)`` is
 
     mix(mix(i * 0x9E3779B9 XOR k0) XOR k1)
 
 where ``mix`` is Wellons' ``lowbias32`` integer hash (two multiply / xor-shift pairs with full
 avalanche; hash-prospector's best two-multiply 32-bit mixer). The counter stride is odd, so the
 counters are distinct words; each round is a bijection of 32-bit words, so distinct counters of
-one key give distinct words. It costs ~1 ns per word (one-off timing); the whole episode draw
-falls from ~300 to ~145 ns per env (``benchmarks/env_throughput.py --parts``). It is a simulator's generator, not a cryptographic one:
+one key give distinct words. It is several times cheaper per word than threefry (measured by
+``benchmarks/env_throughput.py --parts``; figures in docs/performance.md). It is a simulator's
+generator, not a cryptographic one:
 its uniforms and every quantity an episode draws from them are tested against ``jax.random`` with
 Kolmogorov-Smirnov tests, and adjacent counters and adjacent keys for correlation
-(``tests/test_bits.py``). The per-env keys themselves still come from ``jax.random.split``.
+(``tests/env/test_bits.py``). The per-env keys themselves still come from ``jax.random.split``.
 """
 
 from __future__ import annotations

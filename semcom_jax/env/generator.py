@@ -25,9 +25,8 @@ class UniformGenerator:
 
     def __call__(self, key: jax.Array, params: EnvParams) -> Instance:
         u, q = self.num_users, self.num_rbs
-        # Random bits dominate the cost of a reset (threefry is ~6 ns per 32-bit word on a CPU
-        # core), so the draw is one call, with no key splits, and as lean as the physics allows:
-        # fading and interference, whose tails matter, get a full float32 uniform each; the
+        # Random bits dominate the cost of a reset, so the draw is one call, with no key
+        # splits, and as lean as the physics allows: fading and interference, whose tails matter, get a full float32 uniform each; the
         # other quantities get 16 bits each (two per 32-bit word), a resolution far below any
         # physical effect (5 cm of position at 500 m, 15 kHz of CPU clock, 1.1 bit of image).
         n_fine = u + q

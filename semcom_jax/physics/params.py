@@ -10,7 +10,6 @@ Validation runs on the host, once (``validate_params``), never inside a traced f
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from typing import Any, Mapping
 
@@ -83,9 +82,6 @@ class EnvParams:
                 out[f.name] = int(v) if f.name in _INT_FIELDS else float(v)
         return out
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], base: "EnvParams | None" = None) -> "EnvParams":
         """Builds validated params from a mapping of overrides on ``base`` (default: the model's
@@ -119,14 +115,6 @@ class EnvParams:
         params = (base if base is not None else cls()).replace(**kwargs)
         validate_params(params)
         return params
-
-    @classmethod
-    def from_json(cls, text: str) -> "EnvParams":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"parameters are not valid JSON: {e}") from None
-        return cls.from_dict(data)
 
 
 _TUPLE_FIELDS = ("encoder_compute", "encoder_feature_bits")

@@ -54,9 +54,9 @@ def test_sizes():
 
 def test_json_round_trip_and_overrides():
     p = EnvParams(tx_power_w=0.5, encoder_compute=(1.0, 2.0, 3.0))
-    q = EnvParams.from_json(p.to_json())
+    q = EnvParams.from_dict(json.loads(json.dumps(p.to_dict())))
     assert q == p
-    d = json.loads(p.to_json())
+    d = json.loads(json.dumps(p.to_dict()))
     assert d["tx_power_w"] == 0.5 and d["encoder_compute"] == [1.0, 2.0, 3.0]
 
 
