@@ -14,7 +14,7 @@ Points (U, Q, envs, episodes per rollout, network, per-RB width, epochs):
 - ``per_rb`` at U = 1000, Q = 2000, 8 envs: the per-RB network, which stores every step's
   observation (the issue's reference point);
 - ``set`` at the same point: the size-free network, rollouts stored by episode
-  (``semcom_jax.agents.episodic``), defaults (width 32, 4 epochs);
+  (``EpisodeExperience``, ``semcom_jax.agents.episodic``), defaults (width 32, 4 epochs);
 - ``set`` with a per-RB width of 8 and one epoch (a lighter update);
 - ``set`` at its defaults but scoring only the 32 free RBs of highest SINR per decision
   (``rb_candidates=32``), and the same with half of them spread over the SINR ranking
@@ -104,7 +104,7 @@ def run_point(spec: dict, updates: int) -> dict:
     per_update = (time.perf_counter() - t0) / updates
     # Collection (acting and stepping the envs) alone, as its own program, from the same state:
     # the rest of an update is learning.
-    collect = jax.jit(trainer.collect)
+    collect = jax.jit(lambda s: trainer.experience.collect(s.params, s))
     jax.block_until_ready(collect(state))
     t0 = time.perf_counter()
     for _ in range(updates):
