@@ -149,7 +149,7 @@ def main(argv=None):
         cfg = TrainConfig.of(obs_mode="full", reward="dense", **spec)
         per_step = stored_floats_per_step(cfg)
         stored_gib = 4 * per_step * cfg.steps_per_update / 2**30
-        row = {**{k: spec.get(k, getattr(cfg, k)) for k in (
+        row = {**{k: spec.get(k, cfg.keys()[k]) for k in (
             "network", "num_users", "num_rbs", "num_envs", "episodes_per_rollout",
             "rb_hidden", "update_epochs", "rb_candidates", "rb_candidate_rule")},
             "decisions_per_update": cfg.steps_per_update,
