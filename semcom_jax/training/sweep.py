@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from semcom_jax.agents.config import TrainConfig, algorithm
 from semcom_jax.baselines import report, solvers
@@ -57,7 +56,9 @@ class SizeSweep:
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     def evaluate(self, states, num_episodes: int = 256, seed: int = 12345) -> list[dict]:
-        """Greedy held-out evaluation per size with its own baselines (expected returns)."""
+        """Greedy held-out evaluation per size against its own baselines: per size, the size
+        and the policy's report row (:func:`~semcom_jax.baselines.report.row`, expected
+        returns), with the random and optimum returns it is normalised by."""
         out = []
         for i, (u, q) in enumerate(self.sizes):
             plain = SemComEnv(u, q, obs_mode=self.config.env.obs_mode, reward="dense")
@@ -68,18 +69,22 @@ class SizeSweep:
                                           plain.encoder_names)
             padded = jax.vmap(lambda x: pad_instance(x, self.max_users, self.max_rbs))(inst)
             params = jax.tree.map(lambda x: x[i], states.params)
-            r = float(np.mean(self.greedy_returns(params, padded, self.params[i])))
+            encoders, rbs = self.greedy_assignment(params, padded, self.params[i])
+            encoders, rbs = encoders[:, :u], rbs[:, :u]  # the active users (the first u)
+            stats = solvers.assignment_stats(tables, jnp.where(rbs >= 0, encoders, 0), rbs)
             r_rand, r_opt = base["random"]["return"], base["optimum"]["return"]
-            out.append({"num_users": u, "num_rbs": q, "eval_return": r,
-                        "normalised": report.normalised_score(r, r_rand, r_opt),
-                        "random": r_rand, "optimum": r_opt})
+            out.append({"num_users": u, "num_rbs": q,
+                        **report.row(stats, u, r_rand, r_opt, r_opt, host=True),
+                        "random_return": r_rand, "optimum_return": r_opt})
         return out
 
-    def greedy_returns(self, net_params, instances, env_params):
-        """Expected return of each (padded) instance under the greedy policy."""
+    def greedy_assignment(self, net_params, instances, env_params):
+        """``(encoders, rbs)`` (N, max U) of each (padded) instance under the greedy policy
+        (-1: unserved or absent)."""
         if not hasattr(self, "_greedy"):  # compiled once for every size of the sweep
             env = PaddedSemComEnv(self.max_users, self.max_rbs, obs_mode=self.config.env.obs_mode,
                                   reward="dense")
-            play = lambda p, i, e: greedy_episode(env, self.trainer.policy_logits, p, i, e)[1]  # noqa: E731
+            play = lambda p, i, e: greedy_episode(env, self.trainer.policy_logits, p, i, e)[0]  # noqa: E731
             self._greedy = jax.jit(jax.vmap(play, (None, 0, None)))
-        return self._greedy(net_params, instances, env_params)
+        state = self._greedy(net_params, instances, env_params)
+        return state.encoder, state.rb
