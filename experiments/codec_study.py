@@ -50,8 +50,10 @@ def robustness(out: str, images: str, epochs: int, seed: int) -> tuple[list, dic
             t0 = time.time()
             flags = f"--images {images} --epochs {epochs} --seed {seed} --nam" + {
                 "plain": " --plain", "robust": "", "joint": " --nam-in-training"}[training]
-            build.build(path, images=images, robust=training != "plain", nam=True,
-                        epochs=epochs, seed=seed, nam_in_training=training == "joint",
+            spec = build.EncoderTableSpec(images=images, robust=training != "plain", nam=True,
+                                          epochs=epochs, seed=seed,
+                                          nam_in_training=training == "joint")
+            build.build(path, spec,
                         command=f"semcom-jax tables train-encoders --out {path} {flags}")
             timing[training] = round(time.time() - t0, 1)
             print(f"built {path} in {timing[training]:.0f} s")

@@ -11,6 +11,7 @@ so the env's ``features`` score mode corrupts real CLIP features in-graph. ``DM_
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import math
@@ -90,12 +91,31 @@ def encode_checkpoint(name: str, data: LabelledImages, batch_size: int, progress
             "vision_macs": np.float64(hf.vision_macs(model.config.vision_config))}
 
 
-def build(images: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names=None,
-          snr_lo_db: float = -40.0, snr_hi_db: float = 40.0, snr_step_db: float = 1.0,
-          draws: int = 16, batch_size: int = 32, resize=None, max_per_class=None, seed: int = 0,
+@dataclasses.dataclass(frozen=True)
+class ClipTableSpec:
+    """What ``semcom-jax tables clip`` builds (one field per flag)."""
+
+    checkpoints: tuple = DEFAULT_CHECKPOINTS  # CLIP checkpoints (folders or hub names)
+    names: tuple | None = None  # the encoders' names (default: from the checkpoints)
+    snr_lo_db: float = -40.0
+    snr_hi_db: float = 40.0
+    snr_step_db: float = 1.0
+    draws: int = 16  # noise draws per image and SNR
+    batch_size: int = 32
+    resize: int | None = None  # images resized to this side first
+    max_per_class: int | None = None  # images per class at most
+    seed: int = 0
+
+
+def build(images: str, out: str, spec: ClipTableSpec = ClipTableSpec(),
           progress: bool = True) -> dict:
+    """Builds the classification table ``spec`` describes from the labelled ``images`` at
+    ``out``; returns its metadata."""
     hf.require("transformers")
-    checkpoints = [str(c) for c in checkpoints]
+    snr_lo_db, snr_hi_db, snr_step_db = spec.snr_lo_db, spec.snr_hi_db, spec.snr_step_db
+    draws, batch_size, resize, seed = spec.draws, spec.batch_size, spec.resize, spec.seed
+    max_per_class, names = spec.max_per_class, spec.names
+    checkpoints = [str(c) for c in spec.checkpoints]
     names = check_names(checkpoints, names)
     if draws < 1 or batch_size < 1:
         raise ValueError(f"draws and batch_size must be >= 1, got {draws} and {batch_size}")

@@ -75,31 +75,54 @@ RECEIVERS = ("cosine", "nam")
 JOINT_NAM_WEIGHT = 6.0
 
 
-def build(out: str, images: str = "fashion-mnist", robust: bool = True, nam: bool = False,
-          receiver: str = "cosine", epochs: int = 6, train_per_class: int | None = None, features_per_class: int = 100,
-          snr_lo_db: float = -30.0, snr_hi_db: float = 40.0, snr_step_db: float = 1.0,
-          draws: int = 4, seed: int = 0, train_settings: TrainSettings | None = None,
-          progress: bool = True, command: str | None = None,
-          nam_in_training: bool = False) -> dict:
-    """Builds the table at ``out``; returns its metadata. ``nam``: also train a noise attention
-    module per encoder and store its figures (``score_nam``, ``accuracy_nam``); ``receiver``:
-    whose figures are the table's scores (``"nam"`` needs ``nam``); ``nam_in_training``: train
-    each encoder with a NAM in the loop (``TrainSettings.nam_weight`` = ``JOINT_NAM_WEIGHT``)."""
-    if receiver not in RECEIVERS:
-        raise ValueError(f"receiver must be one of {RECEIVERS}, got {receiver!r}")
-    if receiver == "nam" and not nam:
-        raise ValueError("receiver='nam' needs nam=True (--nam): the module must be trained")
-    if draws < 1:
-        raise ValueError(f"draws must be >= 1, got {draws}")
-    if features_per_class < 1:
-        raise ValueError(f"features_per_class must be >= 1, got {features_per_class}")
-    grid = snr_grid(snr_lo_db, snr_hi_db, snr_step_db)
-    if images not in datasets.DATASETS:
-        raise ValueError(f"unknown image set {images!r}: choose one of {datasets.DATASETS}")
+@dataclasses.dataclass(frozen=True)
+class EncoderTableSpec:
+    """What ``semcom-jax tables train-encoders`` builds (one field per flag)."""
+
+    images: str = "fashion-mnist"  # one of codec.data.DATASETS
+    robust: bool = True  # channel-robust contrastive training (False: plain)
+    nam: bool = False  # also train a noise attention module per encoder, store its figures
+    receiver: str = "cosine"  # whose figures are the table's scores ("nam" needs nam)
+    nam_in_training: bool = False  # train each encoder with a NAM in the loop
+    epochs: int = 6
+    train_per_class: int | None = None  # training images per class (None: all)
+    features_per_class: int = 100  # test features kept per class as the table's feature set
+    snr_lo_db: float = -30.0
+    snr_hi_db: float = 40.0
+    snr_step_db: float = 1.0
+    draws: int = 4  # noise draws per image and SNR
+    seed: int = 0
+
+    def check(self) -> np.ndarray:
+        """The SNR grid, or a ValueError naming what is wrong."""
+        if self.receiver not in RECEIVERS:
+            raise ValueError(f"receiver must be one of {RECEIVERS}, got {self.receiver!r}")
+        if self.receiver == "nam" and not self.nam:
+            raise ValueError("receiver='nam' needs nam=True (--nam): the module must be trained")
+        if self.draws < 1:
+            raise ValueError(f"draws must be >= 1, got {self.draws}")
+        if self.features_per_class < 1:
+            raise ValueError(f"features_per_class must be >= 1, got {self.features_per_class}")
+        grid = snr_grid(self.snr_lo_db, self.snr_hi_db, self.snr_step_db)
+        if self.images not in datasets.DATASETS:
+            raise ValueError(f"unknown image set {self.images!r}: choose one of "
+                             f"{datasets.DATASETS}")
+        return grid
+
+
+def build(out: str, spec: EncoderTableSpec = EncoderTableSpec(),
+          train_settings: TrainSettings | None = None, progress: bool = True,
+          command: str | None = None) -> dict:
+    """Builds the table ``spec`` describes at ``out``; returns its metadata. With ``spec.nam``
+    the noise attention module's figures are stored too (``score_nam``, ``accuracy_nam``);
+    ``spec.nam_in_training`` sets ``TrainSettings.nam_weight`` to ``JOINT_NAM_WEIGHT``."""
+    grid = spec.check()
+    images, robust, nam, seed = spec.images, spec.robust, spec.nam, spec.seed
+    epochs, train_per_class, draws = spec.epochs, spec.train_per_class, spec.draws
     settings = dataclasses.replace(
         train_settings or TrainSettings(batch_size=datasets.BATCH_SIZE[images]),
         epochs=epochs, robust=robust, seed=seed)
-    if nam_in_training:
+    if spec.nam_in_training:
         settings = dataclasses.replace(settings, nam_weight=JOINT_NAM_WEIGHT)
     train = datasets.load(images, "train")
     test = datasets.load(images, "test")
@@ -115,15 +138,15 @@ def build(out: str, images: str = "fashion-mnist", robust: bool = True, nam: boo
         from tqdm.auto import tqdm
         bar = tqdm(total=len(family) * settings.epochs, unit="epoch", desc="training encoders")
     results = []
-    for i, spec in enumerate(family):
-        part_settings = {"spec": dataclasses.asdict(spec), "images": train.source,
+    for i, encoder in enumerate(family):
+        part_settings = {"spec": dataclasses.asdict(encoder), "images": train.source,
                          "n_train": len(train), "test": test.source,
                          "train": dataclasses.asdict(settings),
                          "nam": None if nam_settings is None else dataclasses.asdict(nam_settings),
                          "grid": grid.tolist(), "draws": draws}
         part = parts.load(i, part_settings)
         if part is None:
-            part = train_and_measure(spec, train, test, settings, nam_settings, grid, draws,
+            part = train_and_measure(encoder, train, test, settings, nam_settings, grid, draws,
                                      jax.random.fold_in(key, i), bar)
             parts.save(i, part_settings, part)
         elif bar is not None:
@@ -133,18 +156,20 @@ def build(out: str, images: str = "fashion-mnist", robust: bool = True, nam: boo
         bar.close()
     if command is None:
         command = "semcom-jax tables train-encoders " + " ".join(sys.argv[3:])
-    meta = assemble(out, family, train, test, settings, nam_settings, receiver, grid, draws,
-                    features_per_class, seed, results, command)
+    meta = assemble(out, spec, family, train, test, settings, nam_settings, grid, results,
+                    command)
     parts.remove()
     return meta
 
 
-def assemble(out, family, train, test, settings, nam_settings, receiver, grid, draws,
-             features_per_class, seed, results, command) -> dict:
+def assemble(out, spec: EncoderTableSpec, family, train, test, settings, nam_settings, grid,
+             results, command) -> dict:
+    receiver, draws, seed = spec.receiver, spec.draws, spec.seed
+    features_per_class = spec.features_per_class
     k = len(family)
     h, w = train.images.shape[1:]
-    macs = [spec.macs(h, w) for spec in family]
-    dims = [spec.feature_dim for spec in family]
+    macs = [e.macs(h, w) for e in family]
+    dims = [e.feature_dim for e in family]
     dmax = max(dims)
     keep = datasets.per_class_index(test.labels, features_per_class, seed)
     img = np.zeros((k, len(keep), dmax), np.float32)
@@ -157,8 +182,8 @@ def assemble(out, family, train, test, settings, nam_settings, receiver, grid, d
     clean = [float(r["accuracy_cosine"][-1]) for r in results]
     meta = {
         "task": "classification",
-        "encoders": [spec.name for spec in family],
-        "encoder_specs": [dataclasses.asdict(spec) for spec in family],
+        "encoders": [e.name for e in family],
+        "encoder_specs": [dataclasses.asdict(e) for e in family],
         "encoder_macs": macs,
         "encoder_compute": [m / min(macs) for m in macs],
         "encoder_feature_bits": [d * 32 for d in dims],

@@ -20,6 +20,7 @@ the source and its regenerations per encoder (rows) and SNR (columns).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import sys
@@ -117,13 +118,35 @@ def to_uint8(images):
     return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def build(images: str, sd: str, out: str, checkpoints=DEFAULT_CHECKPOINTS, names=None,
-          judge=None, snr_db=DEFAULT_SNR_DB, num_steps: int = 25, guidance: float = 3.0,
-          draws: int = 1, batch_size: int = 8, resize=None, max_per_class=None, seed: int = 0,
-          grid_png=None, grid_images: int = 2, progress: bool = True) -> dict:
+@dataclasses.dataclass(frozen=True)
+class RegenTableSpec:
+    """What ``semcom-jax tables regen`` builds (one field per flag)."""
+
+    checkpoints: tuple = DEFAULT_CHECKPOINTS  # CLIP checkpoints whose features are sent
+    names: tuple | None = None  # the encoders' names (default: from the checkpoints)
+    judge: str | None = None  # the CLIP checkpoint that scores (default: the last one)
+    snr_db: tuple = DEFAULT_SNR_DB
+    num_steps: int = 25  # DDIM steps
+    guidance: float = 3.0
+    draws: int = 1  # regenerations per image and SNR
+    batch_size: int = 8
+    resize: int | None = None
+    max_per_class: int | None = None
+    seed: int = 0
+    grid_images: int = 2  # source images shown in the grid image
+
+
+def build(images: str, sd: str, out: str, spec: RegenTableSpec = RegenTableSpec(),
+          grid_png=None, progress: bool = True) -> dict:
+    """Builds the regeneration table ``spec`` describes from the labelled ``images`` and the
+    Stable Diffusion checkpoint ``sd`` at ``out`` (and the grid image ``grid_png``); returns
+    its metadata."""
     hf.require("transformers")
     hf.require("diffusers")
-    checkpoints = [str(c) for c in checkpoints]
+    names, judge, snr_db, num_steps = spec.names, spec.judge, spec.snr_db, spec.num_steps
+    guidance, draws, batch_size, resize = spec.guidance, spec.draws, spec.batch_size, spec.resize
+    max_per_class, seed, grid_images = spec.max_per_class, spec.seed, spec.grid_images
+    checkpoints = [str(c) for c in spec.checkpoints]
     names = check_names(checkpoints, names)
     grid = np.asarray(sorted(float(s) for s in snr_db), np.float32)
     if len(grid) < 2 or np.any(np.diff(grid) <= 0) or not np.all(np.isfinite(grid)):

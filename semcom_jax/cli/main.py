@@ -507,37 +507,38 @@ def _tables(args) -> int:
     if args.kind == "train-encoders":
         from semcom_jax.builders import encoders as build
 
-        meta = build.build(args.out, images=args.images, robust=not args.plain, nam=args.nam,
-                           receiver=args.receiver,
-                           epochs=args.epochs, train_per_class=args.train_per_class,
-                           features_per_class=args.features_per_class, snr_lo_db=args.snr_min,
-                           snr_hi_db=args.snr_max, snr_step_db=args.snr_step, draws=args.draws,
-                           seed=args.seed, progress=not args.no_progress,
-                           nam_in_training=args.nam_in_training)
+        spec = build.EncoderTableSpec(
+            images=args.images, robust=not args.plain, nam=args.nam, receiver=args.receiver,
+            nam_in_training=args.nam_in_training, epochs=args.epochs,
+            train_per_class=args.train_per_class, features_per_class=args.features_per_class,
+            snr_lo_db=args.snr_min, snr_hi_db=args.snr_max, snr_step_db=args.snr_step,
+            draws=args.draws, seed=args.seed)
+        meta = build.build(args.out, spec, progress=not args.no_progress)
         for name, acc, dm in zip(meta["encoders"], meta["accuracy_at_highest_snr"],
                                  meta["encoder_compute"]):
             print(f"  {name}: accuracy at the highest SNR {acc:.3f}, DM {dm:.2f}")
         print(f"wrote {args.out} ({meta['task']}, encoders {meta['encoders']})")
         return 0
     common = dict(names=args.names, batch_size=args.batch_size, resize=args.resize,
-                  max_per_class=args.max_per_class, seed=args.seed,
-                  progress=not args.no_progress, draws=args.draws)
+                  max_per_class=args.max_per_class, seed=args.seed, draws=args.draws)
     if args.checkpoints:
         common["checkpoints"] = args.checkpoints
     if args.kind == "clip":
         from semcom_jax.builders import clip
 
-        meta = clip.build(args.images, args.out, snr_lo_db=args.snr_min, snr_hi_db=args.snr_max,
-                          snr_step_db=args.snr_step, **common)
+        spec = clip.ClipTableSpec(snr_lo_db=args.snr_min, snr_hi_db=args.snr_max,
+                                  snr_step_db=args.snr_step, **common)
+        meta = clip.build(args.images, args.out, spec, progress=not args.no_progress)
         for name, acc in zip(meta["encoders"], meta["accuracy_at_highest_snr"]):
             print(f"  {name}: zero-shot accuracy at the highest SNR {acc:.3f}")
     else:
         from semcom_jax.builders import regen
 
         extra = {"snr_db": args.snr_db} if args.snr_db else {}
-        meta = regen.build(args.images, args.sd, args.out, judge=args.judge,
-                           num_steps=args.steps, guidance=args.guidance, grid_png=args.grid,
-                           **extra, **common)
+        spec = regen.RegenTableSpec(judge=args.judge, num_steps=args.steps,
+                                    guidance=args.guidance, **extra, **common)
+        meta = regen.build(args.images, args.sd, args.out, spec, grid_png=args.grid,
+                           progress=not args.no_progress)
         print(f"  chance similarity {meta['chance_score']:.3f}")
     print(f"wrote {args.out} ({meta['task']}, encoders {meta['encoders']})")
     return 0

@@ -22,7 +22,7 @@ from semcom_jax.tables.format import NAMED_TABLES, TableError, load_table  # noq
 # (the CLI test repeats it with the same settings, so it reuses the compiled programs).
 # the shipped table's configuration: robust training with the NAM in the loop, NAM figures
 BUILD = dict(images="digits", nam=True, epochs=4, features_per_class=5, snr_lo_db=-10,
-             snr_hi_db=20, snr_step_db=10, draws=2, progress=False, nam_in_training=True)
+             snr_hi_db=20, snr_step_db=10, draws=2, nam_in_training=True)
 CLI_FLAGS = ["--images", "digits", "--nam", "--epochs", "4", "--features-per-class", "5",
              "--snr-min", "-10", "--snr-max", "20", "--snr-step", "10", "--draws", "2",
              "--no-progress", "--nam-in-training"]
@@ -47,11 +47,11 @@ def built(tmp_path_factory):
     build.train_and_measure = stopping
     try:
         with pytest.raises(_Stop):
-            build.build(out, **BUILD)
+            build.build(out, build.EncoderTableSpec(**BUILD), progress=False)
         stopped_with_parts = (not os.path.exists(out), os.path.isdir(out + ".parts"))
         build.train_and_measure = lambda spec, *a, **k: second.append(spec.name) or real(
             spec, *a, **k)
-        meta = build.build(out, **BUILD)
+        meta = build.build(out, build.EncoderTableSpec(**BUILD), progress=False)
     finally:
         build.train_and_measure = real
     return out, meta, stopped_with_parts, second
@@ -107,11 +107,11 @@ def test_builder_resumes_from_parts_and_refuses_bad_input(built):
     assert no_table_yet and parts_kept  # a stopped build leaves no table, keeps its parts
     assert second == [s.name for s in M.DIGITS_FAMILY[1:]]  # the finished one was reused
     with pytest.raises(ValueError, match="receiver='nam' needs nam=True"):
-        build.build(out, **{**BUILD, "nam": False, "receiver": "nam"})
+        build.build(out, build.EncoderTableSpec(**{**BUILD, "nam": False, "receiver": "nam"}))
     with pytest.raises(ValueError, match="draws"):
-        build.build(out, **{**BUILD, "draws": 0})
+        build.build(out, build.EncoderTableSpec(**{**BUILD, "draws": 0}))
     with pytest.raises(ValueError, match="unknown image set"):
-        build.build(out, **{**BUILD, "images": "cifar"})
+        build.build(out, build.EncoderTableSpec(**{**BUILD, "images": "cifar"}))
     with pytest.raises(ValueError, match="no encoder family for 5x5"):
         build.family_for(np.zeros((2, 5, 5)))
 

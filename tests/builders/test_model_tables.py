@@ -83,8 +83,9 @@ def _hf_zero_shot_accuracy(ckpt, images, labels, class_names):
 
 def test_clip_table_matches_transformers_and_trains_the_env(models, npz_images, tmp_path):
     out = str(tmp_path / "clip.npz")
-    meta = clip.build(npz_images, out, checkpoints=models["clip"], names=NAMES, snr_lo_db=-20,
-                      snr_hi_db=80, snr_step_db=20, draws=2, batch_size=5, progress=False)
+    spec = clip.ClipTableSpec(checkpoints=models["clip"], names=NAMES, snr_lo_db=-20,
+                              snr_hi_db=80, snr_step_db=20, draws=2, batch_size=5)
+    meta = clip.build(npz_images, out, spec, progress=False)
     t = load_table(out)
     assert t.task == "classification" and t.encoders == NAMES
     assert t.data.score.shape == (3, 6) and t.accuracy.shape == (3, 6)
@@ -110,8 +111,8 @@ def test_clip_table_matches_transformers_and_trains_the_env(models, npz_images, 
 
 
 def test_clip_build_resumes_per_checkpoint(models, npz_images, tmp_path, monkeypatch):
-    kw = dict(checkpoints=models["clip"], names=NAMES, snr_lo_db=0, snr_hi_db=10,
-              snr_step_db=10, draws=2, progress=False)
+    kw = dict(spec=clip.ClipTableSpec(checkpoints=models["clip"], names=NAMES, snr_lo_db=0,
+                                      snr_hi_db=10, snr_step_db=10, draws=2), progress=False)
     ref = str(tmp_path / "ref.npz")
     clip.build(npz_images, ref, **kw)
     out = str(tmp_path / "out.npz")
@@ -141,9 +142,9 @@ def test_clip_build_resumes_per_checkpoint(models, npz_images, tmp_path, monkeyp
 
 def test_regeneration_table_and_grid(models, npz_images, tmp_path):
     out, grid = str(tmp_path / "regen.npz"), str(tmp_path / "grid.png")
-    meta = regen.build(npz_images, models["sd"], out, checkpoints=models["clip"], names=NAMES,
-                       snr_db=[-10.0, 30.0], num_steps=2, batch_size=4, max_per_class=1,
-                       grid_png=grid, progress=False)
+    spec = regen.RegenTableSpec(checkpoints=models["clip"], names=NAMES, snr_db=(-10.0, 30.0),
+                                num_steps=2, batch_size=4, max_per_class=1)
+    meta = regen.build(npz_images, models["sd"], out, spec, grid_png=grid, progress=False)
     t = load_table(out)
     assert t.task == "regeneration" and t.data.score.shape == (3, 2)
     s = np.asarray(t.data.score)
