@@ -299,12 +299,18 @@ def _quiet_checkpoint_reader() -> None:
     """One line per warning, and no echo of orbax's background reads: when a damaged checkpoint
     fails to restore, the reads still in flight finish after orbax closed their event loop and
     each prints a 'RuntimeError: Event loop is closed' traceback (about a hundred per failed
-    restore) around the one-line outcome the user needs."""
+    restore) around the one-line outcome the user needs, and a read left unfinished reports
+    its own failure when its coroutine is collected ('Exception ignored in: <coroutine object
+    _read_array_index_and_device_put>')."""
     import threading
     import warnings
 
     def closed_loop(exc_type, exc) -> bool:
         return exc_type is RuntimeError and str(exc) == "Event loop is closed"
+
+    def orbax_read(obj) -> bool:  # a coroutine of orbax's, collected after a failed restore
+        code = getattr(obj, "cr_code", None)
+        return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
 
     def excepthook(exc_type, exc, tb, _orig=sys.excepthook):
         if not closed_loop(exc_type, exc):
@@ -315,7 +321,7 @@ def _quiet_checkpoint_reader() -> None:
             _orig(a)
 
     def unraisable_hook(u, _orig=sys.unraisablehook):
-        if not closed_loop(u.exc_type, u.exc_value):
+        if not (closed_loop(u.exc_type, u.exc_value) or orbax_read(u.object)):
             _orig(u)
 
     sys.excepthook, threading.excepthook, sys.unraisablehook = (excepthook, thread_hook,
