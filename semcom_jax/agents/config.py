@@ -190,7 +190,11 @@ def register(name: str, trainer: type, config: type,
     an algorithm besides writing its module; docs/agents.md shows one)."""
     if not dataclasses.is_dataclass(config) or not hasattr(config, "validate"):
         raise ValueError(f"register({name!r}): config must be a dataclass with validate()")
-    taken = set(_section_keys()) & {f.name for f in dataclasses.fields(config)}
+    fields = {f.name for f in dataclasses.fields(config)}
+    missing = sorted({"lr", "max_grad_norm"} - fields)
+    if missing:  # the optimiser every Trainer builds reads them
+        raise ValueError(f"register({name!r}): config needs the field(s) {missing}")
+    taken = set(_section_keys()) & fields
     if taken:
         raise ValueError(f"register({name!r}): config field(s) {sorted(taken)} are keys of the "
                          "env, network or run config")

@@ -155,6 +155,11 @@ class Uniform(Trainer):
 def test_a_new_algorithm_is_one_registration(tmp_path):
     with pytest.raises(ValueError, match="rng"):
         register("uniform", Uniform, UniformConfig)
+    no_optimiser = dataclasses.make_dataclass("NoLr", [("lr", float, 1e-3)], frozen=True,
+                                              namespace={"validate": UniformConfig.validate})
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        register("uniform", Uniform, no_optimiser)
+    assert "uniform" not in ALGORITHMS
     config_cls = dataclasses.make_dataclass(
         "UniformConfig2", [("lr", float, 1e-3), ("max_grad_norm", float, 1.0)], frozen=True,
         namespace={"validate": UniformConfig.validate})
