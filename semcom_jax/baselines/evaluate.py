@@ -61,7 +61,7 @@ def greedy_episode(env: SemComEnv, logits_fn: Callable, params, instance: Instan
 # The held-out episodes and their baselines (the optimum is the costly part) depend only on the
 # env and the evaluation settings, so each process computes them once per distinct set-up: a
 # run that is trained, resumed and evaluated in one process builds its Evaluator three times.
-_HELD_OUT: LRU = LRU(4)  # at U = 1000, Q = 2000 one held-out set's action tables are ~0.4 GB
+_HELD_OUT: LRU = LRU(4)  # entries are the episodes (O(N (U + Q))) and the report
 
 
 def _fingerprint(env: SemComEnv, env_params: EnvParams, *settings) -> str:
@@ -75,34 +75,38 @@ def _fingerprint(env: SemComEnv, env_params: EnvParams, *settings) -> str:
 
 
 def _held_out(env: SemComEnv, env_params: EnvParams, num_episodes: int, seed: int,
-              random_draws: int, ceiling_draws: int):
-    """``(instances, action_tables, ceiling_se, baselines)`` of the held-out episodes;
-    ``ceiling_se`` is None when the paper observation's ceiling is not computed."""
+              random_draws: int, ceiling_draws: int, include: tuple, progress):
+    """``(instances, ceiling_se, baselines)`` of the held-out episodes; ``ceiling_se`` is None
+    when the paper observation's ceiling is not computed."""
     instances = env.sample_instances(jax.random.PRNGKey(seed), num_episodes, env_params)
-    action_tables = solvers.batched_action_tables(instances, env_params, env.table.data)
-    expected, ceiling_se = None, None
-    if env.obs_mode == "paper" and ceiling_draws:
-        expected, se = solvers.expected_action_tables(
-            instances, env_params, env.table.data, jax.random.PRNGKey(seed + 2), ceiling_draws)
-        ceiling_se = float(jnp.mean(se))  # mean Monte-Carlo error of an expected term
-    baselines = report.baseline_report(action_tables, jax.random.PRNGKey(seed + 1),
-                                       env.encoder_names, random_draws, expected)
-    return instances, action_tables, ceiling_se, baselines
+    draws = ceiling_draws if env.obs_mode == "paper" else 0
+    stats, ceiling_se = report.baseline_stats(
+        instances, env_params, env.table.data, jax.random.PRNGKey(seed + 1), env.encoder_names,
+        random_draws, draws, jax.random.PRNGKey(seed + 2), include, progress)
+    baselines = report.summarise(stats, env.num_users,
+                                 report.CEILING if report.CEILING in stats else "optimum")
+    return instances, ceiling_se, baselines
 
 
 class Evaluator:
     def __init__(self, env: SemComEnv, env_params: EnvParams, num_episodes: int, seed: int,
-                 random_draws: int = 16, ceiling_draws: int = 256):
+                 random_draws: int = 16, ceiling_draws: int = 256,
+                 baselines=report.OPTIONAL, progress=None):
         """``ceiling_draws``: Monte-Carlo draws per episode for the paper observation's ceiling
-        (0: not computed; the ceiling score is then against the optimum)."""
+        (0: not computed; the ceiling score is then against the optimum). ``baselines``: which
+        of :data:`~semcom_jax.baselines.report.OPTIONAL` to compute besides random and the
+        optimum; ``progress``: see :func:`~semcom_jax.baselines.report.baseline_stats` (called
+        only when the baselines are computed, not when they are reused)."""
         # Same shapes, observation and table, but expected (table) scores.
         self.env = SemComEnv(env.num_users, env.num_rbs, table=env.table, obs_mode=env.obs_mode,
                              reward="dense", score="table", flat_features=env.flat_features)
         self.env_params = env_params
-        key = _fingerprint(self.env, env_params, num_episodes, seed, random_draws, ceiling_draws)
-        self.instances, self.action_tables, self.ceiling_se, baselines = _HELD_OUT.get(
+        include = tuple(b for b in report.OPTIONAL if b in report._check_include(baselines))
+        key = _fingerprint(self.env, env_params, num_episodes, seed, random_draws, ceiling_draws,
+                           include)
+        self.instances, self.ceiling_se, baselines = _HELD_OUT.get(
             key, lambda: _held_out(self.env, env_params, num_episodes, seed, random_draws,
-                                   ceiling_draws))
+                                   ceiling_draws, include, progress))
         self.baselines = copy.deepcopy(baselines)  # callers may add to their report
         self.ceiling = report.CEILING if self.ceiling_se is not None else "optimum"
         self.r_random = self.baselines["random"]["return"]
@@ -136,8 +140,9 @@ class Evaluator:
         (N, U) of the held-out episodes (``rbs == -1``: unserved), its keys prefixed
         ``eval_`` (:func:`~semcom_jax.baselines.report.as_metrics`), as the metrics of a run
         name them."""
-        stats = solvers.assignment_stats(self.action_tables, jnp.where(rbs >= 0, encoders, 0),
-                                         rbs)
+        stats = solvers.assignment_stats_of(self.instances, self.env_params,
+                                            self.env.table.data,
+                                            jnp.where(rbs >= 0, encoders, 0), rbs)
         return report.as_metrics(report.row(stats, self.env.num_users, self.r_random,
                                             self.r_opt, self.r_ceiling))
 

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from semcom_jax.baselines.solvers import (ActionTable, assignment_stats, greedy, optimum,
-                                          random_policy)
+from semcom_jax.baselines import solvers
+from semcom_jax.baselines.solvers import assignment_stats, greedy, optimum, random_stats
 
 
 def normalised_score(r, r_random, r_opt):
@@ -23,38 +23,131 @@ def normalised_score(r, r_random, r_opt):
 
 CEILING = "paper ceiling"  # the best policy of the paper observation (see solvers)
 PAPER_GREEDY = "paper greedy"  # greedy on what the paper observation reveals (expected terms)
+# The baselines a report may leave out ("random" and "optimum" are always computed: they define
+# the normalised score). "paper": paper greedy and the paper ceiling (paper observation only).
+OPTIONAL = ("greedy", "fixed", "paper")
+MAX_ELEMENTS = 2**22  # table elements (U K Q per episode) held at once
 
 
-def baseline_report(at: ActionTable, key, encoder_names, random_draws: int = 16,
-                    expected: ActionTable | None = None) -> dict:
+def _check_include(include) -> tuple:
+    include = tuple(include)
+    bad = [b for b in include if b not in OPTIONAL]
+    if bad:
+        raise ValueError(f"unknown baseline(s) {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(OPTIONAL)} (random and optimum are always computed)")
+    return include
+
+
+def episode_batch(num_users: int, num_rbs: int, num_encoders: int, num_episodes: int,
+                  max_elements: int = MAX_ELEMENTS) -> int:
+    """Episodes whose action tables are computed and solved together."""
+    return max(1, min(num_episodes, max_elements // (num_users * num_rbs * num_encoders)))
+
+
+def memory_estimate(num_users: int, num_rbs: int, num_encoders: int, num_episodes: int,
+                    ceiling_draws: int = 0, max_elements: int = MAX_ELEMENTS) -> int:
+    """Estimated peak bytes of :func:`baseline_stats` beyond the process's own: one batch of
+    action tables and the link maths' intermediates (~10 float32 per element), the expected
+    tables of the paper ceiling (3 float32 per element, draws in chunks of at most
+    ``max_elements``), the host assignment (~3 float64 of U x min(Q, U) per episode of the
+    batch) and the held-out episodes."""
+    u, q, k = num_users, num_rbs, num_encoders
+    batch = episode_batch(u, q, k, num_episodes, max_elements)
+    tables = batch * u * k * q * 4 * 10
+    if ceiling_draws:
+        tables += batch * u * k * q * 4 * 3 + min(max_elements, u * k * q * ceiling_draws) * 40
+    host = batch * u * min(q, u) * 8 * 3
+    return int(tables + host + num_episodes * (7 * u + q) * 4)
+
+
+def baseline_stats(instances, params, table, key, encoder_names, random_draws: int = 16,
+                   ceiling_draws: int = 0, ceiling_key=None, include=OPTIONAL,
+                   progress=None, max_elements: int = MAX_ELEMENTS):
+    """``({name: AssignmentStats (N,)}, ceiling_se)`` of every baseline on a batch of episodes
+    (:class:`~semcom_jax.physics.instance.Instance`, leading axis N), in bounded memory: the
+    episodes are taken :func:`episode_batch` at a time (the action tables of one batch, at most
+    ``max_elements`` elements, are all that is held), the random plays are reduced as they are
+    played and the paper ceiling's Monte-Carlo draws in chunks.
+
+    ``ceiling_draws`` > 0 (with ``"paper"`` in ``include``) adds ``"paper ceiling"`` (the
+    assignment optimal for the expected terms given what the paper observation reveals, valued
+    on the true ones) and ``"paper greedy"`` (greedy played on those expected terms); its
+    ``ceiling_se`` is the mean Monte-Carlo error of an expected term, else None.
+    ``progress(done, total, seconds)``: called after each batch, ``seconds`` the time each
+    baseline took so far."""
+    import time
+
+    include = _check_include(include)
+    n, u_count = instances.distance_m.shape
+    q_count = instances.interference_w.shape[-1]
+    k_count = len(encoder_names)
+    paper = bool(ceiling_draws) and "paper" in include
+    batch = episode_batch(u_count, q_count, k_count, n, max_elements)
+    random_keys = jax.random.split(key, n * random_draws).reshape(n, random_draws, -1)
+    ceiling_keys = jax.random.split(ceiling_key, n) if paper else None
+    tables_fn = jax.jit(lambda i: jax.vmap(solvers.action_table, (0, None, None))(i, params,
+                                                                                  table))
+    parts: dict = {}
+    seconds: dict = {}
+    ses = []
+
+    def add(name, fn):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+        parts.setdefault(name, []).append(out)
+
+    def solved(truth, solve_on, fixed=None):  # optimal for ``solve_on``, valued on ``truth``
+        e, q = optimum(solve_on, fixed_encoder=fixed)
+        return assignment_stats(truth, jnp.asarray(e), jnp.asarray(q))
+
+    for start in range(0, n, batch):
+        # The last batch is padded with copies of its last episode (same shapes, one compile);
+        # the copies' results are dropped.
+        idx = np.minimum(np.arange(start, start + batch), n - 1)
+        real = min(batch, n - start)
+        inst = jax.tree.map(lambda x: x[idx], instances)
+        t0 = time.perf_counter()
+        at = jax.block_until_ready(tables_fn(inst))
+        seconds["action tables"] = seconds.get("action tables", 0.0) + time.perf_counter() - t0
+        add("optimum", lambda: solved(at, at))
+        if paper:
+            t0 = time.perf_counter()
+            expected, se = jax.block_until_ready(solvers.expected_tables_of(
+                inst, params, table, ceiling_keys[idx], ceiling_draws, max_elements))
+            seconds["expected terms"] = (seconds.get("expected terms", 0.0)
+                                         + time.perf_counter() - t0)
+            ses.append(np.asarray(jnp.mean(se, axis=(1, 2, 3)))[:real])
+            add(CEILING, lambda: solved(at, expected))
+            add(PAPER_GREEDY, lambda: assignment_stats(at, *greedy(expected)))
+        if "greedy" in include:
+            add("greedy", lambda: assignment_stats(at, *greedy(at)))
+        if "fixed" in include:
+            for k, name in enumerate(encoder_names):
+                add(f"fixed {name}", lambda: solved(at, at, k))
+        add("random", lambda: random_stats(at, random_keys[idx]))
+        for name in parts:
+            parts[name][-1] = jax.tree.map(lambda x: x[:real], parts[name][-1])
+        if progress is not None:
+            progress(start + real, n, dict(seconds))
+    stats = {name: jax.tree.map(lambda *xs: jnp.concatenate(xs), *chunks)
+             for name, chunks in parts.items()}
+    ceiling_se = float(np.mean(np.concatenate(ses))) if paper else None
+    return stats, ceiling_se
+
+
+def baseline_report(instances, params, table, key, encoder_names, random_draws: int = 16,
+                    ceiling_draws: int = 0, ceiling_key=None, include=OPTIONAL,
+                    progress=None) -> dict:
     """Return, normalised scores, violation and unserved rates and encoder usage of every
-    baseline on a batch of episodes.
-
-    ``expected`` (the episodes' :func:`~semcom_jax.baselines.solvers.expected_action_tables`)
-    adds the paper observation's best policy, ``"paper ceiling"``: the assignment optimal for the
-    expected terms, valued on the true ones; and ``"paper greedy"``: the greedy rule played on
-    the expected terms (the heuristic that sees only what a paper-observation policy sees),
-    valued on the true ones. Each entry has ``"normalised"`` (0 random, 1 the
-    exact optimum) and ``"normalised_ceiling"`` (0 random, 1 the ceiling of the observation the
-    report is for: the paper ceiling when ``expected`` is given, else the optimum).
-    """
-    n, u_count = at.value.shape[:2]
-    plays = {}
-    plays["optimum"] = optimum(at)
-    if expected is not None:
-        plays[CEILING] = optimum(expected)
-        plays[PAPER_GREEDY] = greedy(expected)
-    plays["greedy"] = greedy(at)
-    for k, name in enumerate(encoder_names):
-        plays[f"fixed {name}"] = optimum(at, fixed_encoder=k)
-    rk, rq = random_policy(at, key, random_draws)
-    stats = {name: assignment_stats(at, jnp.asarray(e), jnp.asarray(q))
-             for name, (e, q) in plays.items()}
-    # Random: average over draws by flattening draws into the episode axis.
-    rep = jax.tree.map(lambda x: jnp.repeat(x, random_draws, axis=0), at)
-    stats["random"] = assignment_stats(rep, rk.reshape(n * random_draws, u_count),
-                                       rq.reshape(n * random_draws, u_count))
-    return summarise(stats, u_count, CEILING if expected is not None else "optimum")
+    baseline of :func:`baseline_stats` on a batch of episodes. Each entry has ``"normalised"``
+    (0 random, 1 the exact optimum) and ``"normalised_ceiling"`` (0 random, 1 the ceiling of
+    the observation the report is for: the paper ceiling when it is computed, else the
+    optimum)."""
+    stats, _ = baseline_stats(instances, params, table, key, encoder_names, random_draws,
+                              ceiling_draws, ceiling_key, include, progress)
+    return summarise(stats, instances.distance_m.shape[1],
+                     CEILING if CEILING in stats else "optimum")
 
 
 def summarise(stats: dict, num_users: int, ceiling: str = "optimum") -> dict:

@@ -80,49 +80,78 @@ def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTab
     return fn(instances)
 
 
-def _hidden_draws(instance: Instance, params: EnvParams, key, num_draws: int) -> Instance:
-    """``num_draws`` instances that keep what the paper observation reveals (positions,
-    interference, images) and redraw the rest (fading, image sizes, user and BS compute) from
-    the episode generator."""
-    u, q = instance.distance_m.shape[0], instance.interference_w.shape[0]
-    draws = jax.vmap(UniformGenerator(u, q), (0, None))(jax.random.split(key, num_draws), params)
-    return draws.replace(
-        user_xy_m=jnp.broadcast_to(instance.user_xy_m, draws.user_xy_m.shape),
-        distance_m=jnp.broadcast_to(instance.distance_m, draws.distance_m.shape),
-        interference_w=jnp.broadcast_to(instance.interference_w, draws.interference_w.shape),
-        image_index=jnp.broadcast_to(instance.image_index, draws.image_index.shape))
+def _draw_chunk(num_draws: int, per_draw: int, max_elements: int) -> int:
+    """The largest divisor of ``num_draws`` whose draws' tables hold at most ``max_elements``
+    elements (at least 1)."""
+    fits = max(1, max_elements // max(per_draw, 1))
+    return max(d for d in range(1, num_draws + 1) if num_draws % d == 0 and d <= fits)
 
 
 def expected_action_table(instance: Instance, params: EnvParams, table: TaskTable, key,
-                          num_draws: int) -> tuple[ActionTable, jnp.ndarray]:
+                          num_draws: int, max_elements: int = 2**22
+                          ) -> tuple[ActionTable, jnp.ndarray]:
     """The action table averaged over ``num_draws`` Monte-Carlo draws of what the paper
     observation never reveals, and the standard error of each value (U, K, Q). Violations are
-    probabilities."""
-    tables = jax.vmap(action_table, (0, None, None))(
-        _hidden_draws(instance, params, key, num_draws), params, table)
-    value = jnp.mean(tables.value, axis=0)
-    se = jnp.std(tables.value, axis=0) / jnp.sqrt(jnp.float32(num_draws))
-    return ActionTable(value=value,
-                       delay_violation=jnp.mean(tables.delay_violation.astype(jnp.float32), 0),
-                       energy_violation=jnp.mean(tables.energy_violation.astype(jnp.float32), 0),
-                       unserved_value=tables.unserved_value[0]), se
+    probabilities. The draws are reduced in chunks (mean and squared deviations merged chunk by
+    chunk), so memory holds one chunk's tables, not every draw's."""
+    u, q = instance.distance_m.shape[0], instance.interference_w.shape[0]
+    per = _draw_chunk(num_draws, u * q * len(params.encoder_compute), max_elements)
+    keys = jax.random.split(key, num_draws).reshape(num_draws // per, per, -1)
+    gen = UniformGenerator(u, q)
+
+    def chunk(k):
+        draws = jax.vmap(gen, (0, None))(k, params)
+        draws = draws.replace(
+            user_xy_m=jnp.broadcast_to(instance.user_xy_m, draws.user_xy_m.shape),
+            distance_m=jnp.broadcast_to(instance.distance_m, draws.distance_m.shape),
+            interference_w=jnp.broadcast_to(instance.interference_w, draws.interference_w.shape),
+            image_index=jnp.broadcast_to(instance.image_index, draws.image_index.shape))
+        t = jax.vmap(action_table, (0, None, None))(draws, params, table)
+        mean = jnp.mean(t.value, axis=0)
+        return (mean, jnp.sum((t.value - mean) ** 2, axis=0),
+                jnp.sum(t.delay_violation, axis=0, dtype=jnp.float32),
+                jnp.sum(t.energy_violation, axis=0, dtype=jnp.float32), t.unserved_value[0])
+
+    def merge(carry, k):  # Chan et al.'s pairwise update of a mean and its squared deviations
+        n, mean, m2, dv, ev = carry
+        c_mean, c_m2, c_dv, c_ev, _ = chunk(k)
+        tot = n + per
+        delta = c_mean - mean
+        mean = mean + delta * (per / tot)
+        m2 = m2 + c_m2 + delta ** 2 * (n * per / tot)
+        return (tot, mean, m2, dv + c_dv, ev + c_ev), None
+
+    mean, m2, dv, ev, unserved = chunk(keys[0])
+    (_, mean, m2, dv, ev), _ = jax.lax.scan(merge, (jnp.float32(per), mean, m2, dv, ev),
+                                            keys[1:])
+    se = jnp.sqrt(m2 / num_draws) / jnp.sqrt(jnp.float32(num_draws))
+    return ActionTable(value=mean, delay_violation=dv / num_draws,
+                       energy_violation=ev / num_draws, unserved_value=unserved), se
+
+
+def expected_tables_of(instances: Instance, params: EnvParams, table: TaskTable, keys,
+                       num_draws: int, max_elements: int = 2**22):
+    """:func:`expected_action_table` of a batch of episodes, episode ``i`` drawing from
+    ``keys[i]``, a bounded number of episodes and draws at a time. Returns
+    ``(ActionTable, value standard errors)``."""
+    if not isinstance(num_draws, int) or num_draws < 2:
+        raise ValueError(f"num_draws must be an int >= 2, got {num_draws!r}")
+    u = instances.distance_m.shape[1]
+    q = instances.interference_w.shape[-1]
+    per_draw = u * q * len(params.encoder_compute)
+    draws = _draw_chunk(num_draws, per_draw, max_elements)
+    batch = max(1, min(instances.distance_m.shape[0], max_elements // (per_draw * draws)))
+    fn = jax.jit(lambda i, k: jax.lax.map(
+        lambda x: expected_action_table(x[0], params, table, x[1], num_draws, max_elements),
+        (i, k), batch_size=batch))
+    return fn(instances, keys)
 
 
 def expected_action_tables(instances: Instance, params: EnvParams, table: TaskTable, key,
                            num_draws: int = 256, max_elements: int = 2**22):
-    """:func:`expected_action_table` of a batch of episodes (each with its own draws), a bounded
-    number of episodes at a time. Returns ``(ActionTable, value standard errors)``."""
-    if not isinstance(num_draws, int) or num_draws < 2:
-        raise ValueError(f"num_draws must be an int >= 2, got {num_draws!r}")
-    n, u = instances.distance_m.shape
-    q = instances.interference_w.shape[-1]
-    per = u * q * len(params.encoder_compute) * num_draws
-    batch = max(1, min(n, max_elements // per))
-    keys = jax.random.split(key, n)
-    fn = jax.jit(lambda i, k: jax.lax.map(
-        lambda x: expected_action_table(x[0], params, table, x[1], num_draws), (i, k),
-        batch_size=batch))
-    return fn(instances, keys)
+    """:func:`expected_tables_of` with one key per episode split from ``key``."""
+    keys = jax.random.split(key, instances.distance_m.shape[0])
+    return expected_tables_of(instances, params, table, keys, num_draws, max_elements)
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -152,16 +181,70 @@ def _stats_one(at: ActionTable, encoders, rbs) -> AssignmentStats:
 assignment_stats = jax.jit(jax.vmap(_stats_one))
 
 
+def _stats_from_instance(instance: Instance, params: EnvParams, table: TaskTable, encoders,
+                         rbs) -> AssignmentStats:
+    """:func:`_stats_one` computed from the episode itself, O(U): the chosen link of each user
+    only, never the (U, K, Q) table."""
+    u_count = encoders.shape[0]
+    served = rbs >= 0
+    k = jnp.clip(encoders, 0, table.num_encoders - 1)
+    q = jnp.clip(rbs, 0, instance.interference_w.shape[0] - 1)
+    lk = link.evaluate(instance, params, jnp.arange(u_count), k, q)
+    score = interp_score(table, k, lk.sinr_db)
+    val = jnp.where(served, user_term(score, lk.delay_s, lk.energy_j, params),
+                    unserved_term(table.chance_score, params))
+    dv = jnp.where(served, lk.delay_s > params.delay_budget_s, True)
+    ev = jnp.where(served, lk.energy_j > params.energy_budget_j, False)
+    counts = jnp.sum((k[:, None] == jnp.arange(table.num_encoders)) & served[:, None], axis=0)
+    return AssignmentStats(jnp.sum(val), jnp.sum(dv), jnp.sum(ev), counts, jnp.sum(~served))
+
+
+def assignment_stats_of(instances: Instance, params: EnvParams, table: TaskTable, encoders,
+                        rbs) -> AssignmentStats:
+    """:class:`AssignmentStats` of an assignment (N, U) of a batch of episodes, from the
+    episodes (memory O(N U)); equal to :func:`assignment_stats` on their action tables.
+    Jittable."""
+    return jax.vmap(_stats_from_instance, (0, None, None, 0, 0))(instances, params, table,
+                                                                 encoders, rbs)
+
+
 # ----------------------------------------------------------------------------- solvers
 
 
 def _lap(value_uq: np.ndarray, unserved: np.ndarray):
-    """Max-weight assignment of users to RBs plus one 'unserved' column per user."""
-    u_count, q_count = value_uq.shape
-    w = np.concatenate([value_uq, np.repeat(unserved[:, None], u_count, axis=1)], axis=1)
-    rows, cols = linear_sum_assignment(w, maximize=True)
+    """Max-weight assignment of users to RBs, each user free to stay unserved (constraint 10b).
+    Exact. Returns ``rbs`` (U,), -1 for unserved.
+
+    Two exact reductions keep the dense Hungarian step small (``linear_sum_assignment``, about
+    cubic in its size):
+
+    * only a user's *gain* over staying unserved matters, so the "unserved" option needs no
+      columns of its own: a user matched where its gain is <= 0 is left unserved, and users
+      with no positive gain anywhere are left out;
+    * when every user ranks the RBs in the same order (the value of a link depends on the RB
+      only through its SINR, and every term is non-decreasing in it; checked here, not
+      assumed), some optimum uses only the U best RBs: a user on a worse RB can move to a free
+      better one without losing. Then Q > U RBs are cut to U.
+    """
+    w = np.asarray(value_uq, np.float64)
+    c = np.asarray(unserved, np.float64)
+    u_count, q_count = w.shape
+    cols = np.arange(q_count)
+    if q_count > u_count:
+        order = np.argsort(-w.sum(axis=0), kind="stable")
+        if np.all(np.diff(w[:, order], axis=1) <= 0):
+            cols = order[:u_count]
+    gain = w[:, cols] - c[:, None]
+    rows = np.nonzero(gain.max(axis=1) > 0)[0]
     rbs = np.full(u_count, -1, np.int64)
-    rbs[rows] = np.where(cols < q_count, cols, -1)
+    if rows.size == 0:
+        return rbs
+    g = np.maximum(gain[rows], 0.0)
+    if g.shape[1] < g.shape[0]:  # fewer RBs than users: the rest stay unserved
+        g = np.concatenate([g, np.zeros((g.shape[0], g.shape[0] - g.shape[1]))], axis=1)
+    r, cc = linear_sum_assignment(g, maximize=True)
+    ok = (cc < cols.size) & (g[r, cc] > 0)
+    rbs[rows[r[ok]]] = cols[cc[ok]]
     return rbs
 
 
@@ -217,10 +300,6 @@ def _greedy_pick(key, flat, legal):
     return jnp.argmax(flat)
 
 
-def _random_pick(key, flat, legal):
-    return jax.random.categorical(key, mask_logits(jnp.zeros(legal.shape), legal))
-
-
 def greedy(at: ActionTable):
     """Each user in turn takes the best immediate (encoder, RB) among the free RBs, or stays
     unserved when that pays more."""
@@ -228,10 +307,49 @@ def greedy(at: ActionTable):
     return jax.jit(fn)(at)
 
 
+def _random_play(at: ActionTable, key):
+    """One uniform play over the legal actions: each user in turn draws one of the K x (free
+    RBs) + 1 legal actions with equal probability (every encoder on every free RB, and "no
+    RB"). One integer per decision, O(Q) work, rather than a draw per action."""
+    u_count, k_count, q_count = at.value.shape
+
+    def body(used, k):
+        free = ~used
+        n_free = jnp.sum(free)
+        j = jax.random.randint(k, (), 0, n_free * k_count + 1)
+        served = j < n_free * k_count
+        q = jnp.argmax(jnp.cumsum(free) > j // k_count)  # the (j // K)-th free RB
+        q = jnp.where(served, q, -1)
+        used = used | ((jnp.arange(q_count) == q) & served)
+        return used, (jnp.where(served, j % k_count, 0), q)
+
+    _, (ks, qs) = jax.lax.scan(body, jnp.zeros(q_count, bool), jax.random.split(key, u_count))
+    return ks, qs
+
+
 def random_policy(at: ActionTable, key, draws: int = 16):
     """Uniform over legal actions; ``draws`` independent plays per episode, (N, draws, U)."""
     n = at.value.shape[0]
     keys = jax.random.split(key, n * draws).reshape(n, draws, -1)
-    one = lambda a, k: _sequential(a, _random_pick, k)  # noqa: E731
-    fn = jax.vmap(jax.vmap(one, (None, 0)), (0, 0))
+    fn = jax.vmap(jax.vmap(_random_play, (None, 0)), (0, 0))
     return jax.jit(fn)(at, keys)
+
+
+def _random_mean_one(at: ActionTable, keys) -> AssignmentStats:
+    def body(acc, k):
+        s = _stats_one(at, *_random_play(at, k))
+        return jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, s), None
+
+    k_count = at.value.shape[1]
+    zero = AssignmentStats(*(jnp.zeros(shape, jnp.float32) for shape in ((), (), (), (k_count,),
+                                                                         ())))
+    total, _ = jax.lax.scan(body, zero, keys)
+    return jax.tree.map(lambda x: x / keys.shape[0], total)
+
+
+@jax.jit
+def random_stats(at: ActionTable, keys) -> AssignmentStats:
+    """The statistics of uniform legal play averaged over draws, per episode: ``keys``
+    (N, draws, 2), one play per key (the plays of :func:`random_policy`). The draws are reduced
+    as they are played, so memory holds one play per episode, whatever the number of draws."""
+    return jax.vmap(_random_mean_one)(at, keys)

@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--users", type=int, help="evaluate at this U (size-free network 'set' only)")
     e.add_argument("--rbs", type=int, help="evaluate at this Q (size-free network 'set' only)")
     e.add_argument("--episodes", type=int, help="held-out episodes (default: the run's)")
+    e.add_argument("--baselines", nargs="*", choices=("greedy", "fixed", "paper"),
+                   default=["greedy", "fixed", "paper"], metavar="NAME",
+                   help="baselines to compute besides random and the optimum (always computed: "
+                        "they define the normalised score): greedy, fixed (each encoder with "
+                        "its best RBs), paper (paper greedy and the paper ceiling; paper "
+                        "observation only). Default: all; none: --baselines with no name")
     pl = sub.add_parser("plot", help="(re)draw a run's plots")
     pl.add_argument("run", help="the run folder")
 
@@ -420,7 +426,8 @@ def _run(args) -> int:
         from semcom_jax.baselines import report
         from semcom_jax.training import runs
 
-        out = runs.evaluate_run(args.run, args.users, args.rbs, args.episodes)
+        out = runs.evaluate_run(args.run, args.users, args.rbs, args.episodes,
+                                baselines=args.baselines, progress=_eval_plan(args))
         print(f"run {args.run}, update {out['update']}, held-out episodes at "
               f"U={out['num_users']} Q={out['num_rbs']}:")
         print(report.format_report(out["report"], out["encoders"]))
@@ -496,7 +503,38 @@ def _print_summary(run_dir: str, summary: dict) -> None:
 def _obs_mode(run_dir: str):
     from semcom_jax.training import files
 
-    return files.read_json(run_dir, files.CONFIG).get("obs_mode")
+    return files.load_config(run_dir).env.obs_mode
+
+
+def _eval_plan(args):
+    """Prints what ``eval`` will compute and its estimated memory; returns the progress
+    callback of the baselines."""
+    import time
+
+    from semcom_jax.baselines import report
+    from semcom_jax.tables.format import load_table
+    from semcom_jax.training import files
+
+    config = files.load_config(args.run)
+    ec = config.env
+    u, q = args.users or ec.num_users, args.rbs or ec.num_rbs
+    n = args.episodes or config.run.eval_episodes
+    k = len(load_table(ec.table).encoder_names) if ec.table else 3
+    draws = (config.run.ceiling_draws
+             if ec.obs_mode == "paper" and "paper" in args.baselines else 0)
+    names = ["random", "optimum"] + [b for b in args.baselines if b != "paper" or draws]
+    est = report.memory_estimate(u, q, k, n, draws)
+    print(f"evaluating at U={u} Q={q} on {n} held-out episodes, baselines: {', '.join(names)}"
+          + (f" (paper ceiling: {draws} Monte-Carlo draws per episode)" if draws else "")
+          + f"; estimated memory of the baselines {est / 2**30:.2f} GiB, "
+          f"{report.episode_batch(u, q, k, n)} episode(s) at a time", flush=True)
+    t0 = time.perf_counter()
+
+    def progress(done, total, seconds):
+        took = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+        print(f"  baselines: {done}/{total} episodes ({took}; {time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    return progress
 
 
 def _tables(args) -> int:

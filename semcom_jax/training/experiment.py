@@ -11,6 +11,7 @@ import numpy as np
 
 from semcom_jax.agents.config import TrainConfig, algorithm
 from semcom_jax.baselines.evaluate import Evaluator
+from semcom_jax.baselines.report import OPTIONAL
 from semcom_jax.env.environment import SemComEnv
 from semcom_jax.env.padded import RandomSizeEnv
 from semcom_jax.memo import LRU
@@ -65,9 +66,11 @@ class Experiment:
     """Everything a run needs, built once from a config: env, trainer, evaluator, compiled chunk."""
 
     def __init__(self, config: TrainConfig, eval_users: int | None = None,
-                 eval_rbs: int | None = None, compiler_options: dict | None = None):
+                 eval_rbs: int | None = None, compiler_options: dict | None = None,
+                 baselines=OPTIONAL, progress=None):
         """``eval_users``/``eval_rbs``: evaluate at another size than ``num_users``/``num_rbs``
-        (size-free network only; zero-shot evaluation). ``compiler_options``: XLA options for
+        (size-free network only; zero-shot evaluation). ``baselines``, ``progress``: the
+        evaluator's (:class:`~semcom_jax.baselines.evaluate.Evaluator`). ``compiler_options``: XLA options for
         the chunk programs (``jax.jit``'s), e.g. ``{"xla_backend_optimization_level": 0}``
         compiles a tiny config faster and runs it slower."""
         self.config = config.validate()
@@ -84,7 +87,8 @@ class Experiment:
         self.eval_env = make_env(config, eval_users, eval_rbs)
         self.evaluator = Evaluator(self.eval_env, self.eval_env.make_params(ec.env_params),
                                    run.eval_episodes, run.eval_seed,
-                                   ceiling_draws=run.ceiling_draws)
+                                   ceiling_draws=run.ceiling_draws, baselines=baselines,
+                                   progress=progress)
         keys = jax.random.split(jax.random.PRNGKey(run.seed), run.num_seeds)
         self.axes = self.trainer.seed_axes(jax.eval_shape(self.trainer.init, keys[0]))
         self.num_devices = sharding.device_count_for(run.num_envs, run.devices)
@@ -104,12 +108,14 @@ class Experiment:
 
     @classmethod
     def shared(cls, config: TrainConfig, eval_users: int | None = None,
-               eval_rbs: int | None = None) -> "Experiment":
+               eval_rbs: int | None = None, baselines=OPTIONAL, progress=None) -> "Experiment":
         """The process's Experiment for these arguments, built on first use: training, resuming
         and evaluating one run in a process then trace and compile its programs once. The
         object is shared; do not change its attributes."""
-        key = json.dumps([config.to_dict(), eval_users, eval_rbs], sort_keys=True)
-        return _SHARED.get(key, lambda: cls(config, eval_users, eval_rbs))
+        key = json.dumps([config.to_dict(), eval_users, eval_rbs, sorted(baselines)],
+                         sort_keys=True)
+        return _SHARED.get(key, lambda: cls(config, eval_users, eval_rbs, baselines=baselines,
+                                            progress=progress))
 
     def init_state(self):
         states = [self._init_one(k) for k in self.seed_keys]

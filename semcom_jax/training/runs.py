@@ -21,7 +21,7 @@ import numpy as np
 from semcom_jax.agents.config import TrainConfig
 from semcom_jax.baselines.evaluate import Evaluator
 from semcom_jax.baselines import report
-from semcom_jax.baselines.report import normalised_score
+from semcom_jax.baselines.report import OPTIONAL, normalised_score
 from semcom_jax.training import checkpoints, files
 from semcom_jax.training.experiment import Experiment
 from semcom_jax.training.files import load_config, read_metrics  # noqa: F401  (public)
@@ -208,16 +208,18 @@ def summarise(run_dir: str, config: TrainConfig, rows: list[dict], ev: Evaluator
 
 
 def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
-                 episodes: int | None = None, ceiling_draws: int | None = None):
+                 episodes: int | None = None, ceiling_draws: int | None = None,
+                 baselines=OPTIONAL, progress=None):
     """``(experiment, state, update)`` of a run's last checkpoint; the experiment evaluates at
     ``num_users``/``num_rbs`` (default: the run's size) on ``episodes`` held-out episodes, with
-    ``ceiling_draws`` Monte-Carlo draws for the paper ceiling (default: the run's)."""
+    ``ceiling_draws`` Monte-Carlo draws for the paper ceiling (default: the run's); ``baselines``
+    and ``progress`` as :class:`~semcom_jax.baselines.evaluate.Evaluator`'s."""
     config = files.load_config(run_dir)
     if episodes is not None:
         config = config.replace(eval_episodes=episodes).validate()
     if ceiling_draws is not None:
         config = config.replace(ceiling_draws=ceiling_draws).validate()
-    exp = Experiment.shared(config, num_users, num_rbs)
+    exp = Experiment.shared(config, num_users, num_rbs, baselines, progress)
     mngr = checkpoints.manager(run_dir)
     step, state = checkpoints.restore_latest(mngr, exp.init_state(), run_dir)
     mngr.close()
@@ -227,10 +229,11 @@ def load_trained(run_dir: str, num_users: int | None = None, num_rbs: int | None
 
 
 def evaluate_run(run_dir: str, num_users: int | None = None, num_rbs: int | None = None,
-                 episodes: int | None = None) -> dict:
+                 episodes: int | None = None, baselines=OPTIONAL, progress=None) -> dict:
     """Re-evaluates the last checkpoint of a run on held-out episodes, with the baselines: the
     run's own size, or (size-free network) ``num_users`` users on ``num_rbs`` RBs, zero-shot."""
-    exp, state, step = load_trained(run_dir, num_users, num_rbs, episodes)
+    exp, state, step = load_trained(run_dir, num_users, num_rbs, episodes,
+                                    baselines=baselines, progress=progress)
     report = {**policy_report(exp.evaluate(state), exp.config.algo), **exp.evaluator.baselines}
     return {"update": step, "report": report, "encoders": exp.env.encoder_names,
             "num_users": exp.eval_env.num_users, "num_rbs": exp.eval_env.num_rbs}

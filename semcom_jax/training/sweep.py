@@ -64,14 +64,14 @@ class SizeSweep:
             plain = SemComEnv(u, q, obs_mode=self.config.env.obs_mode, reward="dense")
             p = plain.default_params
             inst = plain.sample_instances(jax.random.PRNGKey(seed), num_episodes, p)
-            tables = solvers.batched_action_tables(inst, p, plain.table.data)
-            base = report.baseline_report(tables, jax.random.PRNGKey(seed + 1),
-                                          plain.encoder_names)
+            base = report.baseline_report(inst, p, plain.table.data,
+                                          jax.random.PRNGKey(seed + 1), plain.encoder_names)
             padded = jax.vmap(lambda x: pad_instance(x, self.max_users, self.max_rbs))(inst)
             params = jax.tree.map(lambda x: x[i], states.params)
             encoders, rbs = self.greedy_assignment(params, padded, self.params[i])
             encoders, rbs = encoders[:, :u], rbs[:, :u]  # the active users (the first u)
-            stats = solvers.assignment_stats(tables, jnp.where(rbs >= 0, encoders, 0), rbs)
+            stats = solvers.assignment_stats_of(inst, p, plain.table.data,
+                                                jnp.where(rbs >= 0, encoders, 0), rbs)
             r_rand, r_opt = base["random"]["return"], base["optimum"]["return"]
             out.append({"num_users": u, "num_rbs": q,
                         **report.row(stats, u, r_rand, r_opt, r_opt, host=True),

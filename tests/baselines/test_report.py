@@ -12,7 +12,8 @@ from semcom_jax.env import SemComEnv
 def test_a_policy_playing_the_optimum_reports_the_optimum_row():
     env = SemComEnv(4, 3)
     ev = Evaluator(env, env.default_params, num_episodes=32, seed=5, ceiling_draws=0)
-    encoders, rbs = solvers.optimum(ev.action_tables)
+    encoders, rbs = solvers.optimum(solvers.batched_action_tables(
+        ev.instances, ev.env_params, ev.env.table.data))
     metrics = jax.jit(ev.score)(np.asarray(encoders), np.asarray(rbs))
     assert set(metrics) == {report.METRIC_PREFIX + k for k in report.ROW_KEYS}
     # Two seeds of the same policy: their row is the mean, with both seeds' scores.

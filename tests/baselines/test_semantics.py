@@ -120,12 +120,12 @@ def test_evaluators_share_held_out_episodes_only_when_everything_matches():
     p = env.default_params
     a = Evaluator(env, p, 8, seed=1, ceiling_draws=4)
     b = Evaluator(SemComEnv(2, 3), p, 8, seed=1, ceiling_draws=4)
-    assert a.action_tables is b.action_tables and a.baselines == b.baselines
+    assert a.instances is b.instances and a.baselines == b.baselines
     assert a.baselines is not b.baselines  # each its own copy of the report
     for other in (Evaluator(env, p.replace(tx_power_w=0.02), 8, seed=1, ceiling_draws=4),
                   Evaluator(env, p, 8, seed=2, ceiling_draws=4),
                   Evaluator(SemComEnv(2, 3, obs_mode="full"), p, 8, seed=1)):
-        assert other.action_tables is not a.action_tables
+        assert other.instances is not a.instances
         assert other.baselines != a.baselines
 
 

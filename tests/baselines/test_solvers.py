@@ -73,7 +73,8 @@ def test_baselines_are_bounded_by_the_optimum_and_normalised():
     for k in range(3):
         fixed = solvers.assignment_stats(at, *map(jnp.asarray, solvers.optimum(at, k))).episode_return
         assert bool(jnp.all(fixed <= opt + 1e-4))
-    rep = report.baseline_report(at, jax.random.PRNGKey(1), env.encoder_names)
+    rep = report.baseline_report(inst, p, env.table.data, jax.random.PRNGKey(1),
+                                 env.encoder_names)
     assert math.isclose(rep["optimum"]["normalised"], 1.0) and math.isclose(rep["random"]["normalised"], 0.0)
     assert rep["random"]["return"] < rep["greedy"]["return"] <= rep["optimum"]["return"]
     # The trade-off is real: the optimum mixes encoders and no single encoder is optimal.
@@ -82,21 +83,26 @@ def test_baselines_are_bounded_by_the_optimum_and_normalised():
     assert "optimum" in report.format_report(rep, env.encoder_names)
 
 
-def test_paper_greedy_plays_greedy_on_the_expected_terms():
-    """With expected terms equal to the true ones it is greedy; with another episode's terms it
-    plays greedy's choice on those, valued on the true ones."""
+def test_paper_greedy_and_ceiling_play_on_the_expected_terms():
+    """The report's paper greedy is greedy played on the expected terms and its ceiling the
+    optimum of those terms, both valued on the true ones (recomputed here from the expected
+    tables of the same draws); without the true terms both do worse than greedy / optimum."""
     env = SemComEnv(4, 6)
     p = env.default_params
     inst = env.sample_instances(jax.random.PRNGKey(2), 8, p)
     at = solvers.batched_action_tables(inst, p, env.table.data)
-    same = report.baseline_report(at, jax.random.PRNGKey(1), env.encoder_names, expected=at)
-    assert same[report.PAPER_GREEDY]["return"] == same["greedy"]["return"]
-    assert math.isclose(same[report.CEILING]["return"], same["optimum"]["return"], rel_tol=1e-6)
-    other = jax.tree.map(lambda x: jnp.roll(x, 1, axis=0), at)  # wrong information
-    rep = report.baseline_report(at, jax.random.PRNGKey(1), env.encoder_names, expected=other)
-    want = solvers.assignment_stats(at, *solvers.greedy(other)).episode_return
+    rep = report.baseline_report(inst, p, env.table.data, jax.random.PRNGKey(1),
+                                 env.encoder_names, ceiling_draws=16,
+                                 ceiling_key=jax.random.PRNGKey(7))
+    expected, _ = solvers.expected_action_tables(inst, p, env.table.data,
+                                                 jax.random.PRNGKey(7), 16)
+    want = solvers.assignment_stats(at, *solvers.greedy(expected)).episode_return
     assert math.isclose(rep[report.PAPER_GREEDY]["return"], float(jnp.mean(want)), rel_tol=1e-6)
+    ceiling = solvers.assignment_stats(at, *map(jnp.asarray, solvers.optimum(expected)))
+    assert math.isclose(rep[report.CEILING]["return"], float(jnp.mean(ceiling.episode_return)),
+                        rel_tol=1e-6)
     assert rep[report.PAPER_GREEDY]["return"] < rep["greedy"]["return"]
+    assert rep[report.CEILING]["return"] < rep["optimum"]["return"]
 
 
 def test_greedy_matches_a_python_loop():
@@ -132,3 +138,23 @@ def test_random_policy_is_legal():
         served = row[row >= 0]
         assert len(set(served.tolist())) == len(served)
     assert (rq == -1).any()  # with U > Q some users go unserved
+
+
+def test_random_policy_is_uniform_over_the_legal_actions():
+    """Empirical frequencies of 40,000 plays against the exact probabilities: the first user
+    picks each of K Q + 1 actions with probability 1 / 10; after it took RB 0 with encoder 1, the
+    second picks each of the K (Q - 1) + 1 = 7 left with probability 1 / 7."""
+    env = SemComEnv(2, 3)
+    p = env.default_params
+    at = solvers.batched_action_tables(env.sample_instances(jax.random.PRNGKey(0), 1, p), p,
+                                       env.table.data)
+    n = 40_000
+    rk, rq = (np.asarray(x)[0] for x in solvers.random_policy(at, jax.random.PRNGKey(3), n))
+    first = np.where(rq[:, 0] >= 0, rq[:, 0] * 3 + rk[:, 0], 9)
+    freq = np.bincount(first, minlength=10) / n
+    assert np.all(np.abs(freq - 0.1) < 5 * np.sqrt(0.1 * 0.9 / n))
+    cond = (rq[:, 0] == 0) & (rk[:, 0] == 1)
+    second = np.where(rq[cond, 1] >= 0, rq[cond, 1] * 3 + rk[cond, 1], 9)
+    freq2 = np.bincount(second, minlength=10) / cond.sum()
+    assert np.all(freq2[:3] == 0)  # RB 0 is taken
+    assert np.all(np.abs(freq2[3:] - 1 / 7) < 5 * np.sqrt((1 / 7) * (6 / 7) / cond.sum()))
