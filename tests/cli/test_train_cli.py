@@ -70,6 +70,16 @@ def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
     assert cli(["eval", str(run)]) == 0
     out = capsys.readouterr().out
     assert "policy (PPO)" in out and "optimum" in out
+    # The plan comes first (these baselines were computed by training, in this process, and
+    # are reused); the paper observation's oracles are named as such.
+    assert out.index("estimated memory") < out.index("policy (PPO)")
+    assert "information the paper observation does not have" in out
+    assert cli(["eval", str(run), "--baselines", "greedy", "--episodes", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "baselines: random, optimum, greedy;" in out
+    assert out.index("baselines: 8/8 episodes (action tables") < out.index("policy (PPO)")
+    rows = [line.split()[0] for line in out.splitlines()[4:] if line[:1].isalpha()]
+    assert "fixed" not in rows and "paper" not in rows and "greedy" in rows
     assert cli(["plot", str(run)]) == 0
     assert (run / "plots" / "violations.png").exists()
     assert cli(["baselines", "--users", "3", "--rbs", "2", "--episodes", "16"]) == 0
