@@ -21,6 +21,7 @@ user ``i`` is unserved (its encoder is then ignored).
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 import jax
@@ -248,27 +249,48 @@ def _lap(value_uq: np.ndarray, unserved: np.ndarray):
     return rbs
 
 
+def optima(at: ActionTable, choices=(None,), workers: int | None = None) -> list:
+    """:func:`optimum` of a batch of episodes for each of ``choices`` (None: the best encoder
+    per pair; an int: that encoder fixed), as a list of ``(encoders, rbs)`` (N, U). The
+    ``len(choices) x N`` assignment problems are independent and ``linear_sum_assignment``
+    releases the GIL, so they are solved by ``workers`` threads (default: one per core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    value = np.asarray(at.value, np.float64)
+    unserved = np.asarray(at.unserved_value, np.float64)
+    n, u_count, k_count, q_count = value.shape
+    best_k = value.argmax(axis=2)  # (N, U, Q)
+    best_v = value.max(axis=2)
+
+    def solve(job):
+        c, i = job
+        w = best_v[i] if choices[c] is None else value[i, :, choices[c], :]
+        rbs = _lap(w, unserved[i])
+        k = best_k[i, np.arange(u_count), np.maximum(rbs, 0)] if choices[c] is None else \
+            np.full(u_count, choices[c])
+        return np.where(rbs >= 0, k, 0), rbs
+
+    jobs = [(c, i) for c in range(len(choices)) for i in range(n)]
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+            done = list(pool.map(solve, jobs))
+    else:
+        done = [solve(j) for j in jobs]
+    out = []
+    for c in range(len(choices)):
+        part = done[c * n:(c + 1) * n]
+        out.append((np.stack([e for e, _ in part]).astype(np.int64),
+                    np.stack([r for _, r in part]).astype(np.int64)))
+    return out
+
+
 def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
     """Exact optimum of a batch of episodes (host side). Returns ``(encoders, rbs)`` (N, U).
 
     With ``fixed_encoder`` every user uses that encoder and only the RBs are optimised.
     """
-    value = np.asarray(at.value, np.float64)
-    unserved = np.asarray(at.unserved_value, np.float64)
-    n, u_count, k_count, q_count = value.shape
-    if fixed_encoder is None:
-        best_k = value.argmax(axis=2)  # (N, U, Q)
-        best_v = value.max(axis=2)
-    else:
-        best_k = np.full((n, u_count, q_count), fixed_encoder)
-        best_v = value[:, :, fixed_encoder, :]
-    encoders = np.zeros((n, u_count), np.int64)
-    rbs = np.zeros((n, u_count), np.int64)
-    for i in range(n):
-        rbs[i] = _lap(best_v[i], unserved[i])
-        served = rbs[i] >= 0
-        encoders[i] = np.where(served, best_k[i, np.arange(u_count), np.maximum(rbs[i], 0)], 0)
-    return encoders, rbs
+    return optima(at, (fixed_encoder,))[0]
 
 
 def _sequential(at: ActionTable, pick: Callable, key):
