@@ -27,9 +27,49 @@ def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.path.exists(name)
 
 
+def _hub_address() -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _in_cache(name: str) -> bool:
+    """Whether a hub checkpoint was downloaded before (then no network is needed)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return any(isinstance(try_to_load_from_cache(name, f), str)
+               for f in ("config.json", "model_index.json"))
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false"):
+        return False
+    import socket
+
+    try:
+        socket.create_connection(_hub_address(), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 def check_checkpoint(name: str, what: str) -> None:
-    if _looks_local(name) and not os.path.isdir(os.path.expanduser(name)):
-        raise ValueError(f"unknown {what} checkpoint {name!r}: no such folder")
+    """Refuses, before any work, a checkpoint that cannot be loaded: a missing folder, or a hub
+    name that is neither cached nor downloadable from here (one connection attempt of a few
+    seconds, rather than ``from_pretrained``'s retries)."""
+    if _looks_local(name):
+        if not os.path.isdir(os.path.expanduser(name)):
+            raise ValueError(f"unknown {what} checkpoint {name!r}: no such folder")
+        return
+    if not _in_cache(name) and not _hub_reachable():
+        host, port = _hub_address()
+        raise ValueError(f"{what} checkpoint {name!r} is not a local folder, not in the Hugging "
+                         f"Face cache, and the hub ({host}:{port}) cannot be reached from here: "
+                         "download it where the hub is reachable (save_pretrained) and pass "
+                         "its folder")
 
 
 def load_clip(name: str):
