@@ -78,6 +78,9 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
     import time
 
     include = _check_include(include)
+    for name, v, low in (("random_draws", random_draws, 1), ("ceiling_draws", ceiling_draws, 0)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
     n, u_count = instances.distance_m.shape
     q_count = instances.interference_w.shape[-1]
     k_count = len(encoder_names)
@@ -85,8 +88,6 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
     batch = episode_batch(u_count, q_count, k_count, n, max_elements)
     random_keys = jax.random.split(key, n * random_draws).reshape(n, random_draws, -1)
     ceiling_keys = jax.random.split(ceiling_key, n) if paper else None
-    tables_fn = jax.jit(lambda i: jax.vmap(solvers.action_table, (0, None, None))(i, params,
-                                                                                  table))
     parts: dict = {}
     seconds: dict = {}
     ses = []
@@ -104,7 +105,8 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
         real = min(batch, n - start)
         inst = jax.tree.map(lambda x: x[idx], instances)
         t0 = time.perf_counter()
-        at = jax.block_until_ready(tables_fn(inst))
+        at = jax.block_until_ready(solvers.batched_action_tables(inst, params, table,
+                                                                  max_elements))
         seconds["action tables"] = seconds.get("action tables", 0.0) + time.perf_counter() - t0
         # The optimum and the fixed encoders: independent assignment problems, solved together
         # on every core (their time is reported together, under "optimum").

@@ -127,18 +127,22 @@ def value_of(w, c, rbs):
     return np.where(rbs >= 0, w[np.arange(len(rbs)), np.maximum(rbs, 0)], c).sum()
 
 
-@pytest.mark.parametrize("u,q,monotone", [(5, 12, True), (5, 12, False), (8, 3, True),
-                                          (6, 6, False), (30, 90, True), (30, 90, False)])
-def test_reduced_assignment_is_exact(u, q, monotone):
+@pytest.mark.parametrize("u,q,monotone,all_served", [
+    (5, 12, True, False), (5, 12, False, False), (8, 3, True, False), (6, 6, False, False),
+    (30, 90, True, False), (30, 90, False, False), (6, 15, True, True), (30, 90, True, True)])
+def test_reduced_assignment_is_exact(u, q, monotone, all_served):
     rng = np.random.default_rng(u * q + monotone)
     w = rng.normal(size=(u, q))
     if monotone:  # every user ranks the RBs alike (ties included), the env's structure
         quality = np.sort(rng.integers(0, q // 2 + 1, size=q))[rng.permutation(q)]
         w = np.sort(rng.normal(size=(u, q)), axis=1)[:, np.argsort(np.argsort(quality))]
-    c = rng.normal(size=u) * 0.5
-    c[0] = w[0].max() + 1.0  # a user never worth serving
+    if all_served:  # every user worth serving anywhere: all U best RBs are needed
+        c = np.full(u, w.min() - 1.0)
+    else:
+        c = rng.normal(size=u) * 0.5
+        c[0] = w[0].max() + 1.0  # a user never worth serving
     rbs = solvers._lap(w, c)
-    assert rbs[0] == -1
+    assert (rbs >= 0).all() if all_served else rbs[0] == -1
     assert value_of(w, c, rbs) == pytest.approx(dense_optimum(w, c), abs=1e-9)
     if u * q <= 40:  # brute force
         best = max(value_of(w, c, np.array(r)) for r in itertools.product(range(-1, q), repeat=u)
@@ -175,6 +179,10 @@ def test_a_report_computes_only_the_baselines_asked_for():
                           max_elements=3 * 4 * 3 * 2)  # two episodes per batch
     assert [(d, n) for d, n, _ in seen] == [(2, 4), (4, 4)]
     assert seen[-1][2] == {"action tables", "optimum", "random"}
+    for bad in (dict(random_draws=0), dict(ceiling_draws=-1), dict(random_draws=2.5)):
+        with pytest.raises(ValueError, match=next(iter(bad)) + " must be an int"):
+            report.baseline_stats(inst, p, env.table.data, jax.random.PRNGKey(1),
+                                  env.encoder_names, **bad)
     with pytest.raises(ValueError, match="unknown baseline.*'fixd'.*greedy, fixed, paper"):
         report.baseline_report(inst, p, env.table.data, jax.random.PRNGKey(1),
                                env.encoder_names, include=("fixd",))
