@@ -1,7 +1,7 @@
 """Scaling study: does a learned policy keep up with greedy and the optimum as U grows, and what
 does it cost?
 
-    python experiments/scaling_users.py                     # the whole study (over an hour on 2 cores)
+    python experiments/scaling_users.py                     # the whole study (about two hours on 2 cores)
     python experiments/scaling_users.py --users 5 50 --train-steps 200000 --size-budget-s 20
 
 For every U in ``--users`` and Q = r U for r in ``--ratios`` (default 2 and 1), on the same
@@ -20,16 +20,24 @@ held-out episodes (``semcom_jax.baselines.evaluate.Evaluator``, expected returns
     given what the paper observation reveals: the heuristic with a paper policy's information)
     and ``paper_ceiling`` (the best policy of that observation).
 
+Beyond 2000 users the optimum (and each fixed encoder's) is found by an auction with a
+certificate (``semcom_jax.baselines.auction``): ``optimum_gap`` is how far it may be below the
+true optimum on the normalised scale (0 where solved exactly).
+
 Policies are the mean over seeds with a 95% Student-t half-width (``ci95``). Costs per point:
-``decisions_per_s`` of the greedy held-out evaluation, and for (a)/(b) training
+each (U, Q)'s evaluation runs in its own process, and ``eval_wall_s`` / ``eval_peak_rss_gib``
+are its wall time (set-up, baselines, the policy's evaluation, compilation included) and peak
+memory; ``decisions_per_s`` of the greedy held-out evaluation (compilation included beyond
+U = 1000, where the policy is evaluated once); for (a)/(b) training
 ``train_decisions_per_s`` (env steps, i.e. user decisions, per second of compute, evaluation
 included), ``setup_s`` (building the env, evaluator and baselines), ``compile_s`` (first chunk
 minus the mean of the others) and ``peak_rss_gib``.
 
 Outputs go to a fresh folder, ``runs/scaling-<time>/`` unless ``--out`` names one:
 ``scaling_users.csv`` (rewritten atomically after every point), ``scaling_users.png``, and
-the training runs (``across/``, ``size-U<U>-Q<Q>/``). Finished points are reused only with
-``--reuse``, and each reuse is printed. The reward used for training is ``dense`` (the same
+the training runs (``across/``, ``size-U<U>-Q<Q>/``) and each evaluation
+(``eval-U<U>-Q<Q>.json``). Finished runs and points are reused only with ``--reuse``, and each
+reuse is printed. The reward used for training is ``dense`` (the same
 return as the paper's terminal reward, paid user by user; see docs/results.md).
 """
 
@@ -50,13 +58,15 @@ sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 
 from semcom_jax.agents.config import MAX_INT  # noqa: E402
 
-USERS = (5, 10, 20, 50, 100, 200, 500, 1000)
+USERS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 POINT = "point.json"
 
 
 def eval_episodes(u: int) -> int:
-    """Held-out episodes at U users: fewer at large U (the optimum costs U^2 (KQ) per episode)."""
-    return int(max(16, min(256, 8192 // u)))
+    """Held-out episodes at U users: fewer at large U (the policy's U decisions cost O(U + Q)
+    each). Up to U = 1000, 8192 / U (16 to 256); beyond, 16,384 decisions per seed (one
+    episode at U = 10,000)."""
+    return int(max(16, min(256, 8192 // u)) if u <= 1000 else max(1, 16384 // u))
 
 
 def num_envs(u: int) -> int:
@@ -108,15 +118,42 @@ def train_timed(cfg, run_dir: str, time_limit_s=None, resume: bool = False) -> d
 def evaluate(run_dir: str, u: int, q: int, ceiling_draws: int | None = None
              ) -> tuple[list, dict, float]:
     """Per-seed normalised scores of a run's policy at (U, Q), the baselines, decisions/s;
-    ``ceiling_draws`` > 0 (paper observation) adds the paper ceiling and paper greedy."""
+    ``ceiling_draws`` > 0 (paper observation) adds the paper ceiling and paper greedy. Prints
+    the baselines' plan and progress."""
+    from semcom_jax.baselines import report
     from semcom_jax.training import runs
 
-    exp, state, _ = runs.load_trained(run_dir, u, q, eval_episodes(u), ceiling_draws)
-    exp.evaluate(state)  # compiles
+    n = eval_episodes(u)
+    est = report.memory_estimate(u, q, 3, n, ceiling_draws or 0) / 2**30
+    print(f"U={u} Q={q}: {n} held-out episodes; baselines' estimated memory {est:.2f} GiB",
+          flush=True)
+
+    def progress(done, total, seconds):
+        print(f"  baselines: {done}/{total} episodes, "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
+
+    exp, state, _ = runs.load_trained(run_dir, u, q, n, ceiling_draws, progress=progress)
     t0 = time.perf_counter()
-    ev = exp.evaluate(state)
-    dps = eval_episodes(u) * u * exp.config.run.num_seeds / (time.perf_counter() - t0)
+    ev = exp.evaluate(state)  # compiles; at large U, timed with its compilation
+    if u <= 1000:
+        t0 = time.perf_counter()
+        ev = exp.evaluate(state)
+    dps = n * u * exp.config.run.num_seeds / (time.perf_counter() - t0)
     return [float(x) for x in np.ravel(ev["eval_normalised"])], exp.evaluator.baselines, dps
+
+
+def eval_point(args) -> None:
+    """Child process: the zero-shot evaluation of one (U, Q), timed, with its own peak memory."""
+    from semcom_jax.atomic import atomic_open
+
+    u, q = args.eval_point
+    draws = args.ceiling_draws if args.obs == "paper" and u <= args.ceiling_users else 0
+    t0 = time.perf_counter()
+    zs, base, dps = evaluate(os.path.join(args.out, "across"), u, q, draws)
+    with atomic_open(os.path.join(args.out, f"eval-U{u}-Q{q}.json"), "w") as fh:
+        json.dump({"per_seed": zs, "baselines": base, "decisions_per_s": dps,
+                   "eval_wall_s": time.perf_counter() - t0, "eval_peak_rss_gib": peak_rss_gib()},
+                  fh)
 
 
 def size_config(args, u: int, q: int):
@@ -136,10 +173,11 @@ def size_point(args) -> None:
         json.dump({**cost, "per_seed": per_seed, "peak_rss_gib": peak_rss_gib()}, fh)
 
 
-def rows_for(u, q, zs, base, dps, across_cost, size) -> list[dict]:
+def rows_for(u, q, zs, base, dps, across_cost, size, point_cost=None) -> list[dict]:
     best_fixed = max((k for k in base if k.startswith("fixed")),
                      key=lambda k: base[k]["normalised"])
-    common = {"users": u, "rbs": q, "eval_episodes": eval_episodes(u)}
+    common = {"users": u, "rbs": q, "eval_episodes": eval_episodes(u),
+              "optimum_gap": base["optimum"].get("certified_gap", 0.0), **(point_cost or {})}
     rows = [{**common, "method": "zero_shot", "normalised": float(np.mean(zs)),
              "ci95": ci95(zs), "seeds": len(zs), "decisions_per_s": dps, **across_cost}]
     if size is not None:
@@ -181,10 +219,13 @@ def plot(rows: list[dict], ratios, path: str) -> None:
                 ax.fill_between(x, y - np.nan_to_num(e), y + np.nan_to_num(e), color=c,
                                 alpha=0.2)
         ax.axhline(1.0, color="k", lw=0.8, label="optimum")
-        ax.axhline(0.0, color="grey", lw=0.8, label="random")
+        # zoomed on the policies and the close baselines (random is 0, far below)
+        low = min([row["normalised"] for row in rows if row["rbs"] == r * row["users"]
+                   and row["method"] != "random"] + [0.9])
+        ax.set_ylim(low - 0.02, 1.01)
         ax.set_xscale("log")
         ax.set_xlabel("users U")
-        ax.set_ylabel("normalised score")
+        ax.set_ylabel("normalised score (0 = random, 1 = optimum)")
         ax.set_title(f"Q = {r} U")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -223,9 +264,12 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the finished runs and points found in --out (printed)")
     ap.add_argument("--size-point", type=int, nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--eval-point", type=int, nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.size_point:
         return size_point(args)
+    if args.eval_point:
+        return eval_point(args)
     if args.ceiling_users and args.obs != "paper":
         raise SystemExit("--ceiling-users: the paper ceiling is for --obs paper")
     if args.ceiling_users < 0 or args.ceiling_draws < 2:
@@ -279,10 +323,21 @@ def main() -> None:
                               "continuing without it", flush=True)
                 if os.path.exists(os.path.join(pdir, POINT)):
                     size = json.load(open(os.path.join(pdir, POINT)))
-            draws = (args.ceiling_draws if args.obs == "paper" and u <= args.ceiling_users
-                     else 0)
-            zs, base, dps = evaluate(across_dir, u, q, draws)
-            new = rows_for(u, q, zs, base, dps, across_cost, size)
+            point = os.path.join(out, f"eval-U{u}-Q{q}.json")
+            cmd = [sys.executable, __file__, "--eval-point", str(u), str(q), "--out", out,
+                   "--obs", args.obs, "--ceiling-users", str(args.ceiling_users),
+                   "--ceiling-draws", str(args.ceiling_draws)]
+            if args.reuse and os.path.exists(point):
+                print(f"U={u} Q={q}: reusing the evaluation in {point}")
+            elif subprocess.run(cmd).returncode != 0:
+                print(f"U={u} Q={q}: the evaluation failed (its output is above); continuing",
+                      flush=True)
+                continue
+            with open(os.path.join(out, f"eval-U{u}-Q{q}.json")) as fh:
+                pt = json.load(fh)
+            new = rows_for(u, q, pt["per_seed"], pt["baselines"], pt["decisions_per_s"],
+                           across_cost, size, {k: pt[k] for k in ("eval_wall_s",
+                                                                  "eval_peak_rss_gib")})
             rows += new
             write_csv(csv_path, [{k: row.get(k, "") for k in COLUMNS} for row in rows])
             plot(rows, args.ratios, os.path.join(out, "scaling_users.png"))
@@ -293,6 +348,7 @@ def main() -> None:
 
 
 COLUMNS = ("users", "rbs", "method", "normalised", "ci95", "seeds", "eval_episodes",
+           "optimum_gap", "eval_wall_s", "eval_peak_rss_gib",
            "decisions_per_s", "train_decisions_per_s", "train_env_steps", "train_wall_s",
            "setup_s", "compile_s", "peak_rss_gib")
 

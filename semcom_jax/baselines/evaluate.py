@@ -80,11 +80,11 @@ def _held_out(env: SemComEnv, env_params: EnvParams, num_episodes: int, seed: in
     when the paper observation's ceiling is not computed."""
     instances = env.sample_instances(jax.random.PRNGKey(seed), num_episodes, env_params)
     draws = ceiling_draws if env.obs_mode == "paper" else 0
-    stats, ceiling_se = report.baseline_stats(
+    stats, ceiling_se, gaps = report.baseline_stats(
         instances, env_params, env.table.data, jax.random.PRNGKey(seed + 1), env.encoder_names,
         random_draws, draws, jax.random.PRNGKey(seed + 2), include, progress)
     baselines = report.summarise(stats, env.num_users,
-                                 report.CEILING if report.CEILING in stats else "optimum")
+                                 report.CEILING if report.CEILING in stats else "optimum", gaps)
     return instances, ceiling_se, baselines
 
 

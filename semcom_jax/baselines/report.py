@@ -5,12 +5,16 @@ score, the baselines' report on a batch of episodes and the printable table."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from semcom_jax.baselines import solvers
-from semcom_jax.baselines.solvers import assignment_stats, greedy, optimum, random_stats
+from semcom_jax.baselines.auction import EXACT_UP_TO
+from semcom_jax.baselines.solvers import greedy, optimum
+from semcom_jax.env.reward import unserved_term
 
 
 def normalised_score(r, r_random, r_opt):
@@ -40,39 +44,53 @@ def _check_include(include) -> tuple:
 
 def episode_batch(num_users: int, num_rbs: int, num_encoders: int, num_episodes: int,
                   max_elements: int = MAX_ELEMENTS) -> int:
-    """Episodes whose action tables are computed and solved together."""
+    """Episodes whose values are computed and solved together."""
     return max(1, min(num_episodes, max_elements // (num_users * num_rbs * num_encoders)))
 
 
 def memory_estimate(num_users: int, num_rbs: int, num_encoders: int, num_episodes: int,
-                    ceiling_draws: int = 0, max_elements: int = MAX_ELEMENTS) -> int:
+                    ceiling_draws: int = 0, max_elements: int = MAX_ELEMENTS,
+                    workers: int | None = None) -> int:
     """Estimated peak bytes of :func:`baseline_stats` beyond the process's own: one batch of
-    action tables and the link maths' intermediates (~10 float32 per element), the expected
-    tables of the paper ceiling (3 float32 per element, draws in chunks of at most
-    ``max_elements``), the host assignment (~3 float64 of U x min(Q, U) per episode of the
-    batch) and the held-out episodes."""
+    the solvers' values (U x K x min(U, Q) float32 per episode) and the link maths'
+    intermediates (~10 float32 per element of ``max_elements``), the host assignment problems
+    solved at once (one per worker: ~3 float64 of U x min(U, Q) exactly, ~4 float32 by the
+    auction), the paper ceiling's expected tables (3 float32 per (U, K, Q) element, draws in
+    chunks of at most ``max_elements``) and the held-out episodes."""
+    import os
+
     u, q, k = num_users, num_rbs, num_encoders
+    c = min(u, q)
     batch = episode_batch(u, q, k, num_episodes, max_elements)
-    tables = batch * u * k * q * 4 * 10
+    tables = batch * u * k * c * 4 + min(max_elements, batch * u * k * q) * 4 * 10
     if ceiling_draws:
         tables += batch * u * k * q * 4 * 3 + min(max_elements, u * k * q * ceiling_draws) * 40
-    host = batch * u * min(q, u) * 8 * 3
+    solving = min(workers or os.cpu_count() or 1, batch * (1 + k))
+    host = solving * u * c * (8 * 3 if u <= EXACT_UP_TO else 4 * 4)
     return int(tables + host + num_episodes * (7 * u + q) * 4)
 
 
 def baseline_stats(instances, params, table, key, encoder_names, random_draws: int = 16,
                    ceiling_draws: int = 0, ceiling_key=None, include=OPTIONAL,
                    progress=None, max_elements: int = MAX_ELEMENTS):
-    """``({name: AssignmentStats (N,)}, ceiling_se)`` of every baseline on a batch of episodes
-    (:class:`~semcom_jax.physics.instance.Instance`, leading axis N), in bounded memory: the
-    episodes are taken :func:`episode_batch` at a time (the action tables of one batch, at most
-    ``max_elements`` elements, are all that is held), the random plays are reduced as they are
-    played and the paper ceiling's Monte-Carlo draws in chunks.
+    """``({name: AssignmentStats (N,)}, ceiling_se, gaps)`` of every baseline on a batch of
+    episodes (:class:`~semcom_jax.physics.instance.Instance`, leading axis N), in bounded
+    memory. No (U, K, Q) table of true terms is ever built: the assignment solvers get each
+    user's values on the best ``min(U, Q)`` RBs, computed ``max_elements`` elements at a time
+    (:func:`~semcom_jax.baselines.solvers.ranked_values`); greedy computes a user's row when it
+    decides; random values its plays from the episodes, reducing them as they are played;
+    every assignment is valued from the episodes (O(U)). Episodes are taken
+    :func:`episode_batch` at a time.
+
+    ``gaps`` ``{name: (N,)}``: for the optimum and each fixed encoder, how far each episode's
+    assignment may be below that baseline's true optimum (0 where solved exactly; the auction's
+    certificate above :data:`~semcom_jax.baselines.auction.EXACT_UP_TO` users).
 
     ``ceiling_draws`` > 0 (with ``"paper"`` in ``include``) adds ``"paper ceiling"`` (the
     assignment optimal for the expected terms given what the paper observation reveals, valued
-    on the true ones) and ``"paper greedy"`` (greedy played on those expected terms); its
-    ``ceiling_se`` is the mean Monte-Carlo error of an expected term, else None.
+    on the true ones) and ``"paper greedy"`` (greedy played on those expected terms); these
+    need the (U, K, Q) table of expected terms, drawn in chunks. Its ``ceiling_se`` is the
+    mean Monte-Carlo error of an expected term, else None.
     ``progress(done, total, seconds)``: called after each batch, ``seconds`` the time each
     baseline took so far."""
     import time
@@ -90,6 +108,7 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
     ceiling_keys = jax.random.split(ceiling_key, n) if paper else None
     parts: dict = {}
     seconds: dict = {}
+    gaps: dict = {}
     ses = []
 
     def add(name, fn):
@@ -105,16 +124,21 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
         real = min(batch, n - start)
         inst = jax.tree.map(lambda x: x[idx], instances)
         t0 = time.perf_counter()
-        at = jax.block_until_ready(solvers.batched_action_tables(inst, params, table,
-                                                                  max_elements))
-        seconds["action tables"] = seconds.get("action tables", 0.0) + time.perf_counter() - t0
+        vals, order = _ranked(inst, params, table, max_elements // batch)
+        seconds["values"] = seconds.get("values", 0.0) + time.perf_counter() - t0
         # The optimum and the fixed encoders: independent assignment problems, solved together
         # on every core (their time is reported together, under "optimum").
         fixed = list(range(k_count)) if "fixed" in include else []
         t0 = time.perf_counter()
-        plays = solvers.optima(at, [None] + fixed)
+        unserved = np.full((batch, u_count), float(unserved_term(table.chance_score, params)))
+        plays = solvers.optima(vals, unserved, [None] + fixed, cols=order)
+        del vals
         seconds["optimum"] = seconds.get("optimum", 0.0) + time.perf_counter() - t0
-        add("optimum", lambda: assignment_stats(at, *map(jnp.asarray, plays[0])))
+
+        def value_of(e, r):
+            return _value_of(inst, params, table, e, r)
+        add("optimum", lambda: value_of(*map(jnp.asarray, plays[0][:2])))
+        gaps.setdefault("optimum", []).append(plays[0][2][:real])
         if paper:
             t0 = time.perf_counter()
             expected, se = jax.block_until_ready(solvers.expected_tables_of(
@@ -123,14 +147,16 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
                                          + time.perf_counter() - t0)
             ses.append(np.asarray(jnp.mean(se, axis=(1, 2, 3)))[:real])
             # Optimal for the expected terms, valued on the true ones.
-            add(CEILING, lambda: assignment_stats(at, *map(jnp.asarray, optimum(expected))))
-            add(PAPER_GREEDY, lambda: assignment_stats(at, *greedy(expected)))
+            add(CEILING, lambda: value_of(*map(jnp.asarray, optimum(expected))))
+            add(PAPER_GREEDY, lambda: value_of(*greedy(expected)))
+            del expected
         if "greedy" in include:
-            add("greedy", lambda: assignment_stats(at, *greedy(at)))
+            add("greedy", lambda: value_of(*_greedy_of(inst, params, table)))
         for k in fixed:
-            add(f"fixed {encoder_names[k]}",
-                lambda: assignment_stats(at, *map(jnp.asarray, plays[1 + k])))
-        add("random", lambda: random_stats(at, random_keys[idx]))
+            name = f"fixed {encoder_names[k]}"
+            add(name, lambda: value_of(*map(jnp.asarray, plays[1 + k][:2])))
+            gaps.setdefault(name, []).append(plays[1 + k][2][:real])
+        add("random", lambda: _random_of(inst, params, table, random_keys[idx]))
         for name in parts:
             parts[name][-1] = jax.tree.map(lambda x: x[:real], parts[name][-1])
         if progress is not None:
@@ -138,7 +164,31 @@ def baseline_stats(instances, params, table, key, encoder_names, random_draws: i
     stats = {name: jax.tree.map(lambda *xs: jnp.concatenate(xs), *chunks)
              for name, chunks in parts.items()}
     ceiling_se = float(np.mean(np.concatenate(ses))) if paper else None
-    return stats, ceiling_se
+    return stats, ceiling_se, {name: np.concatenate(g) for name, g in gaps.items()}
+
+
+_value_of = jax.jit(solvers.assignment_stats_of)
+_greedy_of = jax.jit(solvers.greedy_of)
+_random_of = jax.jit(solvers.random_stats_of)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _ranked_batch(instances, params, table, keep: int, max_elements: int):
+    return jax.vmap(lambda i: solvers.ranked_values(i, params, table, keep, max_elements)
+                    )(instances)
+
+
+def _ranked(instances, params, table, max_elements: int):
+    """``(values (N, U, K, C), cols (N, C))`` of a batch of episodes for the assignment
+    solvers: the best ``C = min(U, Q)`` RBs of each episode when every user ranks its RBs alike
+    (:func:`~semcom_jax.baselines.solvers.ranked_values`), else all Q."""
+    u_count, q_count = instances.distance_m.shape[1], instances.interference_w.shape[-1]
+
+    budget = max(1, max_elements)
+    vals, order, mono = _ranked_batch(instances, params, table, min(u_count, q_count), budget)
+    if q_count > u_count and not bool(jnp.all(mono)):
+        vals, order, _ = _ranked_batch(instances, params, table, q_count, budget)
+    return np.asarray(vals), np.asarray(order)
 
 
 def baseline_report(instances, params, table, key, encoder_names, random_draws: int = 16,
@@ -149,20 +199,30 @@ def baseline_report(instances, params, table, key, encoder_names, random_draws: 
     (0 random, 1 the exact optimum) and ``"normalised_ceiling"`` (0 random, 1 the ceiling of
     the observation the report is for: the paper ceiling when it is computed, else the
     optimum)."""
-    stats, _ = baseline_stats(instances, params, table, key, encoder_names, random_draws,
+    stats, _, gaps = baseline_stats(instances, params, table, key, encoder_names, random_draws,
                               ceiling_draws, ceiling_key, include, progress)
     return summarise(stats, instances.distance_m.shape[1],
-                     CEILING if CEILING in stats else "optimum")
+                     CEILING if CEILING in stats else "optimum", gaps)
 
 
-def summarise(stats: dict, num_users: int, ceiling: str = "optimum") -> dict:
+def summarise(stats: dict, num_users: int, ceiling: str = "optimum",
+              gaps: dict | None = None) -> dict:
     """``{name: row}`` of every policy's :class:`~semcom_jax.baselines.solvers.
-    AssignmentStats`, normalised against its ``"random"`` and ``"optimum"`` entries."""
+    AssignmentStats`, normalised against its ``"random"`` and ``"optimum"`` entries. ``gaps``
+    ``{name: (N,)}``: the certificates of the solved rows (how far each episode's assignment
+    may be below that row's optimum); each such row gets ``"gap"`` (their mean, return units)
+    and ``"certified_gap"`` (the same on the normalised scale). The optimum's means every
+    normalised score may overstate the true one by at most that fraction of itself."""
     r_rand = float(jnp.mean(stats["random"].episode_return))
     r_opt = float(jnp.mean(stats["optimum"].episode_return))
     r_ceil = float(jnp.mean(stats[ceiling].episode_return))
-    return {name: row(s, num_users, r_rand, r_opt, r_ceil, host=True)
-            for name, s in stats.items()}
+    out = {name: row(s, num_users, r_rand, r_opt, r_ceil, host=True)
+           for name, s in stats.items()}
+    for name, g in (gaps or {}).items():
+        gap = float(np.mean(g))
+        out[name]["gap"] = gap
+        out[name]["certified_gap"] = gap / (r_opt - r_rand)
+    return out
 
 
 ROW_KEYS = ("return", "normalised", "normalised_ceiling", "delay_violation_rate",
@@ -240,5 +300,11 @@ def explain(report: dict, obs_mode: str | None = None) -> str:
     if oracles:
         lines.append(f"oracles ({'full information' if obs_mode != 'paper' else 'information the paper observation does not have'}): "
                      + ", ".join(oracles) + "; fixed rows use that encoder with their best RBs.")
+    gap = report.get("optimum", {}).get("certified_gap", 0.0)
+    if gap > 0:
+        lines.append(f"optimum: found by an auction with a certificate (above "
+                     f"{EXACT_UP_TO} users), at most {gap:.2g} below the true optimum on the "
+                     "normalised scale, so no normalised score up to 1 is too high by more "
+                     "than that.")
     lines.append("delay viol counts unserved users too (nothing is delivered in time).")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import numpy as np
 from flax import struct
 from scipy.optimize import linear_sum_assignment
 
+from semcom_jax.baselines.auction import EXACT_UP_TO, RTOL, auction
 from semcom_jax.env.actions import ActionLayout, mask_logits
 from semcom_jax.env.generator import UniformGenerator
 from semcom_jax.env.reward import unserved_term, user_term
@@ -50,22 +51,53 @@ class ActionTable:
     unserved_value: jnp.ndarray  # (U,) float32, term of an unserved user
 
 
+def _terms(instance: Instance, params: EnvParams, table: TaskTable, u, k, q):
+    """``(value, delay violation, energy violation)`` of users ``u`` with encoders ``k`` on RBs
+    ``q`` (broadcast together)."""
+    lk = link.evaluate(instance, params, u, k, q)
+    shape = lk.delay_s.shape  # the SINR itself does not depend on k
+    score = interp_score(table, jnp.broadcast_to(k, shape), jnp.broadcast_to(lk.sinr_db, shape))
+    return (user_term(score, lk.delay_s, lk.energy_j, params),
+            lk.delay_s > params.delay_budget_s, lk.energy_j > params.energy_budget_j)
+
+
 def action_table(instance: Instance, params: EnvParams, table: TaskTable) -> ActionTable:
     u_count = instance.distance_m.shape[0]
     q_count = instance.interference_w.shape[0]
     k_count = table.num_encoders
-    u = jnp.arange(u_count)[:, None, None]
-    k = jnp.arange(k_count)[None, :, None]
-    q = jnp.arange(q_count)[None, None, :]
-    lk = link.evaluate(instance, params, u, k, q)
-    shape = lk.delay_s.shape  # (U, K, Q); the SINR itself does not depend on k
-    score = interp_score(table, jnp.broadcast_to(k, shape), jnp.broadcast_to(lk.sinr_db, shape))
+    value, dv, ev = _terms(instance, params, table, jnp.arange(u_count)[:, None, None],
+                           jnp.arange(k_count)[None, :, None], jnp.arange(q_count)[None, None, :])
     return ActionTable(
-        value=user_term(score, lk.delay_s, lk.energy_j, params),
-        delay_violation=lk.delay_s > params.delay_budget_s,
-        energy_violation=lk.energy_j > params.energy_budget_j,
+        value=value, delay_violation=dv, energy_violation=ev,
         unserved_value=jnp.broadcast_to(unserved_term(table.chance_score, params), (u_count,)),
     )
+
+
+def user_values(instance: Instance, params: EnvParams, table: TaskTable, u) -> jnp.ndarray:
+    """(K, Q) values of user ``u``'s every (encoder, RB): one row of :func:`action_table`."""
+    k_count, q_count = table.num_encoders, instance.interference_w.shape[0]
+    return _terms(instance, params, table, u, jnp.arange(k_count)[:, None],
+                  jnp.arange(q_count)[None, :])[0]
+
+
+def ranked_values(instance: Instance, params: EnvParams, table: TaskTable, keep: int,
+                  max_elements: int = 2**22):
+    """The values the assignment solvers need, without the (U, K, Q) table's intermediates:
+    ``(values (U, K, keep), order (Q,), monotone)``. RBs are sorted by interference (best SINR
+    first, ``order``) and the first ``keep`` kept; ``monotone`` says whether every user's every
+    encoder's value is non-increasing along that order, the condition under which the best
+    ``min(U, Q)`` RBs hold an optimum (see :func:`_lap`). Users are computed
+    ``max_elements // (K Q)`` at a time."""
+    k_count, q_count = table.num_encoders, instance.interference_w.shape[0]
+    order = jnp.argsort(instance.interference_w, stable=True)
+    chunk = max(1, max_elements // (k_count * q_count))
+
+    def one(u):
+        v = user_values(instance, params, table, u)[:, order]
+        return v[:, :keep], jnp.all(jnp.diff(v, axis=1) <= 0)
+
+    vals, mono = jax.lax.map(one, jnp.arange(instance.distance_m.shape[0]), batch_size=chunk)
+    return vals, order, jnp.all(mono)
 
 
 def batched_action_tables(instances: Instance, params: EnvParams, table: TaskTable,
@@ -212,23 +244,29 @@ def assignment_stats_of(instances: Instance, params: EnvParams, table: TaskTable
 # ----------------------------------------------------------------------------- solvers
 
 
-def _lap(value_uq: np.ndarray, unserved: np.ndarray):
+def _lap(value_uq: np.ndarray, unserved: np.ndarray, exact_up_to: int = EXACT_UP_TO,
+         rtol: float = RTOL):
     """Max-weight assignment of users to RBs, each user free to stay unserved (constraint 10b).
-    Exact. Returns ``rbs`` (U,), -1 for unserved.
+    Returns ``(rbs (U,), gap)``: ``rbs`` -1 for unserved, and ``gap`` >= 0 a proven bound on how
+    far its total value is below the optimum's: 0 when solved exactly (up to ``exact_up_to``
+    users), else the certificate of :func:`~semcom_jax.baselines.auction.auction`.
 
-    Two exact reductions keep the dense Hungarian step small (``linear_sum_assignment``, about
+    Two exact reductions keep the problem small (the exact ``linear_sum_assignment`` is about
     cubic in its size):
 
     * only a user's *gain* over staying unserved matters, so the "unserved" option needs no
-      columns of its own: a user matched where its gain is <= 0 is left unserved, and users
-      with no positive gain anywhere are left out;
+      columns of its own: a user matched where its gain is <= 0 is left unserved (a gain
+      clipped at 0 is the value of staying unserved);
     * when every user ranks the RBs in the same order (the value of a link depends on the RB
       only through its SINR, and every term is non-decreasing in it; checked here, not
       assumed), some optimum uses only the U best RBs: a user on a worse RB can move to a free
       better one without losing. Then Q > U RBs are cut to U.
     """
-    w = np.asarray(value_uq, np.float64)
-    c = np.asarray(unserved, np.float64)
+    exact = value_uq.shape[0] <= exact_up_to
+    # float64 for the exact step; the auction's large problems stay float32 (its certificate
+    # is computed on exactly the gains it solved)
+    w = np.asarray(value_uq, np.float64 if exact else np.float32)
+    c = np.asarray(unserved, w.dtype)
     u_count, q_count = w.shape
     cols = np.arange(q_count)
     if q_count > u_count:
@@ -236,39 +274,57 @@ def _lap(value_uq: np.ndarray, unserved: np.ndarray):
         if np.all(np.diff(w[:, order], axis=1) <= 0):
             cols = order[:u_count]
     gain = w[:, cols] - c[:, None]
-    rows = np.nonzero(gain.max(axis=1) > 0)[0]
+    rows = np.nonzero(gain.max(axis=1) > 0)[0]  # the others are never worth serving
     rbs = np.full(u_count, -1, np.int64)
     if rows.size == 0:
-        return rbs
-    g = np.maximum(gain[rows], 0.0)
-    if g.shape[1] < g.shape[0]:  # fewer RBs than users: the rest stay unserved
-        g = np.concatenate([g, np.zeros((g.shape[0], g.shape[0] - g.shape[1]))], axis=1)
-    r, cc = linear_sum_assignment(g, maximize=True)
-    ok = (cc < cols.size) & (g[r, cc] > 0)
+        return rbs, 0.0
+    # Fewer RBs than users: zero-gain columns ("unserved"); the auction also needs zero-gain
+    # rows when there are fewer users (a square problem).
+    shape = ((rows.size, max(rows.size, cols.size)) if exact
+             else (max(rows.size, cols.size),) * 2)
+    g = np.zeros(shape, w.dtype)
+    g[:rows.size, :cols.size] = np.maximum(gain[rows], 0.0)
+    del gain
+    if exact:
+        r, cc = linear_sum_assignment(g, maximize=True)
+        gap = 0.0
+    else:
+        cc, value, bound = auction(g, rtol)
+        r, gap = np.arange(g.shape[0]), bound - value
+    ok = (r < rows.size) & (cc < cols.size) & (g[r, cc] > 0)
     rbs[rows[r[ok]]] = cols[cc[ok]]
-    return rbs
+    return rbs, float(gap)
 
 
-def optima(at: ActionTable, choices=(None,), workers: int | None = None) -> list:
+def optima(value, unserved, choices=(None,), workers: int | None = None, cols=None,
+           exact_up_to: int = EXACT_UP_TO) -> list:
     """:func:`optimum` of a batch of episodes for each of ``choices`` (None: the best encoder
-    per pair; an int: that encoder fixed), as a list of ``(encoders, rbs)`` (N, U). The
-    ``len(choices) x N`` assignment problems are independent and ``linear_sum_assignment``
-    releases the GIL, so they are solved by ``workers`` threads (default: one per core)."""
+    per pair; an int: that encoder fixed), as a list of ``(encoders, rbs, gaps)`` ((N, U),
+    (N, U), (N,)): ``gaps`` bounds how far each episode's value is below that choice's optimum
+    (0 where solved exactly, see :func:`_lap`). ``value`` (N, U, K, Q) and ``unserved``
+    (N, U) are an :class:`ActionTable`'s fields; ``value`` may hold only some RBs' columns,
+    ``cols`` (N, C) naming them (from :func:`ranked_values`). The ``len(choices) x N`` problems
+    are independent, and both solvers release the GIL, so ``workers`` threads (default: one per
+    core) solve them."""
     from concurrent.futures import ThreadPoolExecutor
 
-    value = np.asarray(at.value, np.float64)
-    unserved = np.asarray(at.unserved_value, np.float64)
+    value = np.asarray(value, np.float32)
+    unserved = np.asarray(unserved, np.float64)
     n, u_count, k_count, q_count = value.shape
-    best_k = value.argmax(axis=2)  # (N, U, Q)
-    best_v = value.max(axis=2)
+    cols = np.broadcast_to(np.arange(q_count), (n, q_count)) if cols is None else np.asarray(cols)
 
     def solve(job):
         c, i = job
-        w = best_v[i] if choices[c] is None else value[i, :, choices[c], :]
-        rbs = _lap(w, unserved[i])
-        k = best_k[i, np.arange(u_count), np.maximum(rbs, 0)] if choices[c] is None else \
-            np.full(u_count, choices[c])
-        return np.where(rbs >= 0, k, 0), rbs
+        if choices[c] is None:
+            w = value[i].max(axis=1)
+        else:
+            w = value[i, :, choices[c], :]
+        rbs, gap = _lap(w, unserved[i], exact_up_to)
+        if choices[c] is None:
+            k = value[i, np.arange(u_count), :, np.maximum(rbs, 0)].argmax(axis=1)
+        else:
+            k = np.full(u_count, choices[c])
+        return np.where(rbs >= 0, k, 0), np.where(rbs >= 0, cols[i][np.maximum(rbs, 0)], -1), gap
 
     jobs = [(c, i) for c in range(len(choices)) for i in range(n)]
     workers = workers or os.cpu_count() or 1
@@ -280,28 +336,31 @@ def optima(at: ActionTable, choices=(None,), workers: int | None = None) -> list
     out = []
     for c in range(len(choices)):
         part = done[c * n:(c + 1) * n]
-        out.append((np.stack([e for e, _ in part]).astype(np.int64),
-                    np.stack([r for _, r in part]).astype(np.int64)))
+        out.append((np.stack([e for e, _, _ in part]).astype(np.int64),
+                    np.stack([r for _, r, _ in part]).astype(np.int64),
+                    np.array([g for _, _, g in part], np.float64)))
     return out
 
 
 def optimum(at: ActionTable, fixed_encoder: Optional[int] = None):
-    """Exact optimum of a batch of episodes (host side). Returns ``(encoders, rbs)`` (N, U).
+    """The optimum of a batch of episodes (host side; exact up to :data:`EXACT_UP_TO` users,
+    else certified, see :func:`optima`). Returns ``(encoders, rbs)`` (N, U).
 
     With ``fixed_encoder`` every user uses that encoder and only the RBs are optimised.
     """
-    return optima(at, (fixed_encoder,))[0]
+    return optima(at.value, at.unserved_value, (fixed_encoder,))[0][:2]
 
 
-def _sequential(at: ActionTable, pick: Callable, key):
-    """Users decide in order 0..U-1; ``pick(key, masked_values, legal)`` returns a flat index
-    over the env's actions (every encoder on every free RB, and "no RB")."""
-    u_count, k_count, q_count = at.value.shape
+def _sequential(rows: Callable, shape: tuple, pick: Callable, key):
+    """Users decide in order 0..U-1; ``rows(u)`` gives user ``u``'s ``(values (K, Q),
+    unserved value)``; ``pick(key, masked_values, legal)`` returns a flat index over the env's
+    actions (every encoder on every free RB, and "no RB"). ``shape`` is ``(U, K, Q)``."""
+    u_count, k_count, q_count = shape
     layout = ActionLayout(k_count, q_count, has_no_rb=True)
 
-    def body(carry, xs):
+    def body(carry, u):
         used, key = carry
-        vals, unserved_v = xs  # (K, Q), ()
+        vals, unserved_v = rows(u)
         legal = layout.mask(~used)
         per_rb = jnp.swapaxes(vals, 0, 1)  # (Q, K), the layout flat_logits reads
         flat = mask_logits(layout.flat_logits(per_rb, unserved_v[None]), legal)
@@ -313,8 +372,7 @@ def _sequential(at: ActionTable, pick: Callable, key):
         used = used | ((jnp.arange(q_count) == q) & served)
         return (used, key), (k, q)
 
-    (_, _), (ks, qs) = jax.lax.scan(body, (jnp.zeros(q_count, bool), key),
-                                    (at.value, at.unserved_value))
+    (_, _), (ks, qs) = jax.lax.scan(body, (jnp.zeros(q_count, bool), key), jnp.arange(u_count))
     return ks, qs
 
 
@@ -325,15 +383,30 @@ def _greedy_pick(key, flat, legal):
 def greedy(at: ActionTable):
     """Each user in turn takes the best immediate (encoder, RB) among the free RBs, or stays
     unserved when that pays more."""
-    fn = jax.vmap(lambda a: _sequential(a, _greedy_pick, jax.random.PRNGKey(0)))
+    fn = jax.vmap(lambda a: _sequential(lambda u: (a.value[u], a.unserved_value[u]),
+                                        a.value.shape, _greedy_pick, jax.random.PRNGKey(0)))
     return jax.jit(fn)(at)
 
 
-def _random_play(at: ActionTable, key):
+def greedy_of(instances: Instance, params: EnvParams, table: TaskTable):
+    """:func:`greedy` of a batch of episodes from the episodes themselves: each user's row of
+    values is computed when it decides, so memory is O(K Q) per episode, not the table's."""
+    u_count = instances.distance_m.shape[1]
+    shape = (u_count, table.num_encoders, instances.interference_w.shape[-1])
+    unserved = unserved_term(table.chance_score, params)
+
+    def one(inst):
+        return _sequential(lambda u: (user_values(inst, params, table, u), unserved), shape,
+                           _greedy_pick, jax.random.PRNGKey(0))
+    return jax.vmap(one)(instances)
+
+
+def _random_play(shape: tuple, key):
     """One uniform play over the legal actions: each user in turn draws one of the K x (free
     RBs) + 1 legal actions with equal probability (every encoder on every free RB, and "no
-    RB"). One integer per decision, O(Q) work, rather than a draw per action."""
-    u_count, k_count, q_count = at.value.shape
+    RB"). One integer per decision, O(Q) work, rather than a draw per action. A play does not
+    depend on the values: ``shape`` is ``(U, K, Q)``."""
+    u_count, k_count, q_count = shape
 
     def body(used, k):
         free = ~used
@@ -353,18 +426,17 @@ def random_policy(at: ActionTable, key, draws: int = 16):
     """Uniform over legal actions; ``draws`` independent plays per episode, (N, draws, U)."""
     n = at.value.shape[0]
     keys = jax.random.split(key, n * draws).reshape(n, draws, -1)
-    fn = jax.vmap(jax.vmap(_random_play, (None, 0)), (0, 0))
-    return jax.jit(fn)(at, keys)
+    fn = jax.vmap(jax.vmap(lambda k: _random_play(at.value.shape[1:], k)))
+    return jax.jit(fn)(keys)
 
 
-def _random_mean_one(at: ActionTable, keys) -> AssignmentStats:
+def _random_mean_one(stats: Callable, shape: tuple, keys) -> AssignmentStats:
     def body(acc, k):
-        s = _stats_one(at, *_random_play(at, k))
+        s = stats(*_random_play(shape, k))
         return jax.tree.map(lambda a, b: a + b.astype(jnp.float32), acc, s), None
 
-    k_count = at.value.shape[1]
-    zero = AssignmentStats(*(jnp.zeros(shape, jnp.float32) for shape in ((), (), (), (k_count,),
-                                                                         ())))
+    zero = AssignmentStats(*(jnp.zeros(sh, jnp.float32) for sh in ((), (), (), (shape[1],),
+                                                                     ())))
     total, _ = jax.lax.scan(body, zero, keys)
     return jax.tree.map(lambda x: x / keys.shape[0], total)
 
@@ -374,4 +446,14 @@ def random_stats(at: ActionTable, keys) -> AssignmentStats:
     """The statistics of uniform legal play averaged over draws, per episode: ``keys``
     (N, draws, 2), one play per key (the plays of :func:`random_policy`). The draws are reduced
     as they are played, so memory holds one play per episode, whatever the number of draws."""
-    return jax.vmap(_random_mean_one)(at, keys)
+    return jax.vmap(lambda a, k: _random_mean_one(lambda e, r: _stats_one(a, e, r),
+                                                  a.value.shape, k))(at, keys)
+
+
+def random_stats_of(instances: Instance, params: EnvParams, table: TaskTable,
+                    keys) -> AssignmentStats:
+    """:func:`random_stats` valued from the episodes themselves (O(U) per play, no table)."""
+    shape = (instances.distance_m.shape[1], table.num_encoders,
+             instances.interference_w.shape[-1])
+    return jax.vmap(lambda i, k: _random_mean_one(
+        lambda e, r: _stats_from_instance(i, params, table, e, r), shape, k))(instances, keys)

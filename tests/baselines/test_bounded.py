@@ -68,7 +68,8 @@ def test_streamed_baselines_equal_the_all_at_once_ones(max_elements):
     env = SemComEnv(4, 5)
     p, table = env.default_params, env.table.data
     inst = env.sample_instances(jax.random.PRNGKey(3), 7, p)
-    stats, se = report.baseline_stats(inst, p, table, jax.random.PRNGKey(1), env.encoder_names,
+    stats, se, gaps = report.baseline_stats(inst, p, table, jax.random.PRNGKey(1),
+                                            env.encoder_names,
                                       random_draws=6, ceiling_draws=8,
                                       ceiling_key=jax.random.PRNGKey(2),
                                       max_elements=max_elements)
@@ -89,6 +90,10 @@ def test_streamed_baselines_equal_the_all_at_once_ones(max_elements):
     assert se == pytest.approx(float(jnp.mean(se_all)), rel=1e-4)
     assert set(stats) == {"optimum", report.CEILING, report.PAPER_GREEDY, "greedy", "random",
                           *(f"fixed {n}" for n in env.encoder_names)}
+    greedy = solvers.assignment_stats(at, *solvers.greedy(at))
+    np.testing.assert_allclose(stats["greedy"].episode_return, greedy.episode_return, rtol=1e-6)
+    assert set(gaps) == {"optimum", *(f"fixed {n}" for n in env.encoder_names)}
+    assert all(np.all(g == 0.0) for g in gaps.values())  # solved exactly at this size
 
 
 def test_expected_terms_in_chunks_equal_all_draws_at_once():
@@ -141,9 +146,17 @@ def test_reduced_assignment_is_exact(u, q, monotone, all_served):
     else:
         c = rng.normal(size=u) * 0.5
         c[0] = w[0].max() + 1.0  # a user never worth serving
-    rbs = solvers._lap(w, c)
+    rbs, gap = solvers._lap(w, c)
+    assert gap == 0.0
     assert (rbs >= 0).all() if all_served else rbs[0] == -1
-    assert value_of(w, c, rbs) == pytest.approx(dense_optimum(w, c), abs=1e-9)
+    opt = dense_optimum(w, c)
+    assert value_of(w, c, rbs) == pytest.approx(opt, abs=1e-9)
+    # The auction (used above EXACT_UP_TO users) with the same reductions: within its
+    # certificate, which is a true bound.
+    rbs_a, gap_a = solvers._lap(w, c, exact_up_to=0, rtol=1e-3)
+    assert (rbs_a >= 0).all() if all_served else rbs_a[0] == -1
+    got = value_of(w, c, rbs_a)
+    assert got <= opt + 1e-9 and opt <= got + gap_a + 1e-4
     if u * q <= 40:  # brute force
         best = max(value_of(w, c, np.array(r)) for r in itertools.product(range(-1, q), repeat=u)
                    if len({x for x in r if x >= 0}) == sum(x >= 0 for x in r))
@@ -178,7 +191,7 @@ def test_a_report_computes_only_the_baselines_asked_for():
                           include=(), progress=lambda done, n, s: seen.append((done, n, set(s))),
                           max_elements=3 * 4 * 3 * 2)  # two episodes per batch
     assert [(d, n) for d, n, _ in seen] == [(2, 4), (4, 4)]
-    assert seen[-1][2] == {"action tables", "optimum", "random"}
+    assert seen[-1][2] == {"values", "optimum", "random"}
     for bad in (dict(random_draws=0), dict(ceiling_draws=-1), dict(random_draws=2.5)):
         with pytest.raises(ValueError, match=next(iter(bad)) + " must be an int"):
             report.baseline_stats(inst, p, env.table.data, jax.random.PRNGKey(1),
@@ -193,3 +206,73 @@ def test_memory_estimate_is_bounded_by_the_batch_not_the_episodes():
     many = report.memory_estimate(1000, 2000, 3, 800)
     assert many - one == 792 * (7 * 1000 + 2000) * 4  # only the episodes themselves
     assert report.memory_estimate(1000, 2000, 3, 8, ceiling_draws=256) > one
+
+
+def test_greedy_and_random_from_episodes_equal_them_from_tables():
+    """No action table: greedy computes each user's row when it decides, random values its
+    plays from the episode; the same assignments and statistics as from the tables."""
+    env = SemComEnv(9, 7)
+    p, table = env.default_params, env.table.data
+    inst = env.sample_instances(jax.random.PRNGKey(5), 5, p)
+    at = solvers.batched_action_tables(inst, p, table)
+    for a, b in zip(solvers.greedy(at), solvers.greedy_of(inst, p, table)):
+        np.testing.assert_array_equal(a, b)
+    keys = jax.random.split(jax.random.PRNGKey(6), 5 * 4).reshape(5, 4, -1)
+    for a, b in zip(jax.tree.leaves(solvers.random_stats(at, keys)),
+                    jax.tree.leaves(solvers.random_stats_of(inst, p, table, keys))):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    # greedy_of holds one user's row per episode at a time, never the (U, K, Q) table
+    assert largest_intermediate(lambda i: solvers.greedy_of(i, p, table), inst) < 5 * 9 * 3 * 7
+
+
+def test_ranked_values_keep_the_best_rbs_in_chunks():
+    env = SemComEnv(6, 10)
+    p, table = env.default_params, env.table.data
+    inst = jax.tree.map(lambda x: x[0], env.sample_instances(jax.random.PRNGKey(2), 1, p))
+    at = solvers.action_table(inst, p, table)
+    vals, order, mono = solvers.ranked_values(inst, p, table, 6, max_elements=2 * 3 * 10)
+    assert bool(mono)
+    np.testing.assert_array_equal(np.asarray(order),
+                                  np.argsort(np.asarray(inst.interference_w), kind="stable"))
+    np.testing.assert_allclose(vals, np.asarray(at.value)[:, :, np.asarray(order)[:6]],
+                               rtol=1e-6)
+    # two users' rows at a time: nothing as large as the table
+    size = largest_intermediate(
+        lambda i: solvers.ranked_values(i, p, table, 6, max_elements=2 * 3 * 10), inst)
+    assert size < 6 * 3 * 10
+
+
+def test_a_table_not_monotone_in_snr_is_solved_on_every_rb():
+    """When a worse RB can be worth more (a score that falls with the SNR), the best-U-RBs
+    reduction does not hold: the report's optimum is then the dense one over all Q RBs."""
+    env = SemComEnv(4, 9)
+    p, table = env.default_params, env.table.data
+    bumpy = table.replace(score=table.score[:, ::-1])  # falls as the SNR rises
+    inst = env.sample_instances(jax.random.PRNGKey(0), 3, p)
+    _, _, mono = solvers.ranked_values(jax.tree.map(lambda x: x[0], inst), p, bumpy, 4)
+    assert not bool(mono)
+    stats, _, _ = report.baseline_stats(inst, p, bumpy, jax.random.PRNGKey(1),
+                                        env.encoder_names, include=())
+    at = solvers.batched_action_tables(inst, p, bumpy)
+    best = np.asarray(at.value).max(axis=2)
+    for i in range(3):
+        want = dense_optimum(best[i].astype(np.float64),
+                             np.asarray(at.unserved_value[i], np.float64))
+        assert float(stats["optimum"].episode_return[i]) == pytest.approx(want, rel=1e-5)
+
+
+def test_summarised_rows_carry_the_certificate():
+    env = SemComEnv(3, 4)
+    p = env.default_params
+    inst = env.sample_instances(jax.random.PRNGKey(0), 4, p)
+    stats, _, gaps = report.baseline_stats(inst, p, env.table.data, jax.random.PRNGKey(1),
+                                           env.encoder_names, include=("fixed",))
+    gaps = {**gaps, "optimum": np.full(4, 0.5)}  # as if the auction had solved it
+    rows = report.summarise(stats, 3, gaps=gaps)
+    r_opt, r_rand = rows["optimum"]["return"], rows["random"]["return"]
+    assert rows["optimum"]["gap"] == 0.5
+    assert rows["optimum"]["certified_gap"] == pytest.approx(0.5 / (r_opt - r_rand))
+    assert rows["fixed ViT-B/32"]["certified_gap"] == 0.0 and "gap" not in rows["random"]
+    assert "certificate" in report.explain(rows) and "5.2e" not in report.explain(rows)
+    exact_rows = report.summarise(stats, 3, gaps={"optimum": np.zeros(4)})
+    assert "certificate" not in report.explain(exact_rows)

@@ -19,8 +19,10 @@ def test_a_policy_playing_the_optimum_reports_the_optimum_row():
     # Two seeds of the same policy: their row is the mean, with both seeds' scores.
     got = report.policy_row(jax.tree.map(lambda x: np.stack([x, x]), metrics))
     want = ev.baselines["optimum"]
-    assert set(got) == set(report.ROW_KEYS) | {"normalised_per_seed"} and set(want) == set(
-        report.ROW_KEYS)
+    assert set(got) == set(report.ROW_KEYS) | {"normalised_per_seed"}
+    # a solved baseline's row also carries its certificate: 0, solved exactly at this size
+    assert set(want) == set(report.ROW_KEYS) | {"gap", "certified_gap"}
+    assert want["gap"] == want["certified_gap"] == 0.0
     for k in report.ROW_KEYS:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-6, err_msg=k)
     np.testing.assert_allclose(got["normalised_per_seed"], [1.0, 1.0], rtol=1e-5)

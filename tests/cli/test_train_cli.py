@@ -77,7 +77,7 @@ def test_cli_verbs_on_a_tiny_config(cli_run, capsys):
     assert cli(["eval", str(run), "--baselines", "greedy", "--episodes", "8"]) == 0
     out = capsys.readouterr().out
     assert "baselines: random, optimum, greedy;" in out
-    assert out.index("baselines: 8/8 episodes (action tables") < out.index("policy (PPO)")
+    assert out.index("baselines: 8/8 episodes (values") < out.index("policy (PPO)")
     rows = [line.split()[0] for line in out.splitlines()[4:] if line[:1].isalpha()]
     assert "fixed" not in rows and "paper" not in rows and "greedy" in rows
     assert cli(["plot", str(run)]) == 0
