@@ -56,7 +56,7 @@ def optimised():
 # pytest-xdist sends whole modules to the workers (--dist loadfile), in collection order
 # (--no-loadscope-reorder): the costliest modules start first, so no worker is left running a
 # long one alone at the end. Order from measured per-module times (2-core CI machine).
-_COSTLIEST_FIRST = ("test_offpolicy", "test_ppo", "test_clients", "test_sizefree",
+_COSTLIEST_FIRST = ("test_readme_commands", "test_offpolicy", "test_ppo", "test_clients", "test_sizefree",
                     "test_distributed", "test_docs", "test_sharding", "test_train_cli",
                     "test_codec", "test_episodic", "test_encoders", "test_model_tables",
                     "test_run_folder_errors", "test_config")

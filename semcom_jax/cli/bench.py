@@ -140,12 +140,14 @@ def train_steps_per_s(algo: str, updates: int) -> tuple[float, int]:
     return updates * cfg.steps_per_update / (time.perf_counter() - t0), exp.num_devices
 
 
-def run(progress=print) -> list[tuple[str, str]]:
+def run(progress=print, quick: bool = False) -> list[tuple[str, str]]:
+    """``quick``: tiny sizes and budgets, a smoke test of the command (figures meaningless)."""
     rows = []
     dev = jax.devices()
     rows.append(("devices", f"{len(dev)} x {dev[0].platform} ({dev[0].device_kind})"))
     for u, n in ((5, 4096), (50, 1024)):
-        sps = env_steps_per_s(u, 2 * u, n, max(u, (2**20 // (n * u)) * u))
+        n = 16 if quick else n
+        sps = env_steps_per_s(u, 2 * u, n, max(u, (2**20 // (n * u)) * u) if not quick else u)
         rows.append((f"env U={u} Q={2 * u}, {n} envs", f"{sps:.3e} steps/s"))
         progress(*rows[-1])
     try:
@@ -154,7 +156,7 @@ def run(progress=print) -> list[tuple[str, str]]:
     except ImportError:
         rows.append(("Gymnasium loop", "skipped (pip install 'semcom-jax[gym]')"))
     for algo, updates in (("ppo", 10), ("sac", 100), ("dqn", 100)):
-        sps, nd = train_steps_per_s(algo, updates)
+        sps, nd = train_steps_per_s(algo, 2 if quick else updates)
         rows.append((f"train {algo.upper()} (defaults, {nd} device{'s' if nd > 1 else ''})",
                      f"{sps:.3e} env steps/s"))
         progress(*rows[-1])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -25,6 +26,13 @@ _TRAIN_FLAGS = {
 # A budget that rounds down to fewer updates than this is refused (a whole number of updates is
 # taken as meant): a size-free run asked for 200,000 steps would silently make one update.
 MIN_UPDATES = 5
+# Smoke-test mode: every command runs as written with tiny budgets (CI runs the README's
+# commands this way). Not for results: what it trains is not a policy worth reporting.
+QUICK_ENV = "SEMCOM_JAX_QUICK"
+
+
+def quick() -> bool:
+    return os.environ.get(QUICK_ENV, "") not in ("", "0")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -126,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--compile-cache", metavar="DIR",
                    help="keep compiled programs in DIR (JAX's persistent compilation cache): a "
                         "later run of the same configuration starts without compiling")
+    t.add_argument("--profile-compile", action="store_true",
+                   help="print where compilation time goes (each program's tracing, lowering "
+                        "and XLA seconds) and write it to compile_profile.csv in the run folder")
 
     e = sub.add_parser("eval", help="evaluate a run's last checkpoint against the baselines")
     e.add_argument("run", help="the run folder")
@@ -279,6 +290,11 @@ def _train_config(args):
             print(f"note: --eval-every {args.eval_every:,} rounded to {chunk} update(s) of "
                   f"{cfg.steps_per_update:,} env steps = every {chunk * cfg.steps_per_update:,}")
         cfg = cfg.replace(chunk_updates=chunk).validate()
+    if quick():
+        cfg = cfg.replace(total_env_steps=2 * cfg.steps_per_update, chunk_updates=1,
+                          eval_episodes=min(cfg.run.eval_episodes, 4),
+                          ceiling_draws=min(cfg.run.ceiling_draws, 4)).validate()
+        print(f"{QUICK_ENV} is set: 2 updates and 4 held-out episodes, a smoke test")
     return cfg
 
 
@@ -386,6 +402,27 @@ def _changes_on_resume(args) -> list[str]:
     return given
 
 
+def _train(args):
+    """``(run_dir, summary)`` of ``semcom-jax train``: a new run, or a resumed one."""
+    from semcom_jax.training import runs
+
+    if args.resume:
+        changed = _changes_on_resume(args)
+        if changed:
+            raise ValueError(
+                f"--resume continues {args.resume!r} with its own config.json; "
+                f"{', '.join(changed)} would change the run: start a new run instead")
+        return args.resume, runs.train(None, args.resume, resume=True,
+                                       progress=not args.no_progress)
+    cfg = _train_config(args)
+    run_dir = args.out or os.path.join(
+        "runs", f"{cfg.algo}-U{cfg.env.num_users}-Q{cfg.env.num_rbs}-{cfg.env.obs_mode}-"
+                f"{time.strftime('%Y%m%d-%H%M%S')}")
+    if _budget_note(cfg):
+        print(_budget_note(cfg))
+    return run_dir, runs.train(cfg, run_dir, progress=not args.no_progress)
+
+
 def _run(args) -> int:
     if getattr(args, "compile_cache", None) is not None:
         from semcom_jax.training import compile_cache
@@ -398,27 +435,20 @@ def _run(args) -> int:
             launch.initialize(args.coordinator, args.num_processes, args.process_id)
         elif any(x is not None for x in (args.coordinator, args.num_processes, args.process_id)):
             raise ValueError("--coordinator, --num-processes and --process-id need --distributed")
-        from semcom_jax.training import runs
+        import contextlib
 
-        if args.resume:
-            changed = _changes_on_resume(args)
-            if changed:
-                raise ValueError(
-                    f"--resume continues {args.resume!r} with its own config.json; "
-                    f"{', '.join(changed)} would change the run: start a new run instead")
-            run_dir = args.resume
-            summary = runs.train(None, run_dir, resume=True, progress=not args.no_progress)
-        else:
-            cfg = _train_config(args)
-            run_dir = args.out or os.path.join(
-                "runs", f"{cfg.algo}-U{cfg.env.num_users}-Q{cfg.env.num_rbs}-{cfg.env.obs_mode}-"
-                        f"{time.strftime('%Y%m%d-%H%M%S')}")
-            if _budget_note(cfg):
-                print(_budget_note(cfg))
-            summary = runs.train(cfg, run_dir, progress=not args.no_progress)
+        from semcom_jax.training.compile_profile import CompileProfile
+
+        prof = CompileProfile() if args.profile_compile else None
+        with prof or contextlib.nullcontext():
+            run_dir, summary = _train(args)
+        if prof is not None:
+            print("compilation, per program:\n" + prof.table())
+            prof.write_csv(os.path.join(run_dir, "compile_profile.csv"))
         _print_summary(run_dir, summary)
         print(f"results: {os.path.abspath(run_dir)} (config.json, metrics.csv, metrics.jsonl, "
-              "summary.json, baselines.json, checkpoints/)")
+              "summary.json, baselines.json, checkpoints/"
+              + (", compile_profile.csv" if prof is not None else "") + ")")
         print(f"plots:   {os.path.join(os.path.abspath(run_dir), 'plots')} (learning_curve.png, "
               "encoder_usage.png, violations.png)")
         return 0
@@ -426,6 +456,9 @@ def _run(args) -> int:
         from semcom_jax.baselines import report
         from semcom_jax.training import runs
 
+        if quick():
+            args.episodes = 1
+            print(f"{QUICK_ENV} is set: 1 held-out episode, a smoke test")
         out = runs.evaluate_run(args.run, args.users, args.rbs, args.episodes,
                                 baselines=args.baselines, progress=_eval_plan(args))
         print(f"run {args.run}, update {out['update']}, held-out episodes at "
@@ -474,7 +507,8 @@ def _run(args) -> int:
 
         print("semcom-jax bench (quick; full benchmarks: benchmarks/*.py, "
               "experiments/scaling_users.py)")
-        bench.run(progress=lambda what, value: print(f"  {what:44s} {value}", flush=True))
+        bench.run(progress=lambda what, value: print(f"  {what:44s} {value}", flush=True),
+                  quick=quick())
         import resource
 
         print(f"  {'peak host memory':44s} "
@@ -524,8 +558,12 @@ def _eval_plan(args):
              if ec.obs_mode == "paper" and "paper" in args.baselines else 0)
     names = ["random", "optimum"] + [b for b in args.baselines if b != "paper" or draws]
     est = report.memory_estimate(u, q, k, n, draws)
+    from semcom_jax.baselines.auction import EXACT_UP_TO
+
+    solver = "exact" if u <= EXACT_UP_TO else "auction with a certificate"
     print(f"evaluating at U={u} Q={q} on {n} held-out episodes, baselines: {', '.join(names)}"
           + (f" (paper ceiling: {draws} Monte-Carlo draws per episode)" if draws else "")
+          + f"; optimum: {solver}"
           + f"; estimated memory of the baselines {est / 2**30:.2f} GiB, "
           f"{report.episode_batch(u, q, k, n)} episode(s) at a time", flush=True)
     t0 = time.perf_counter()
@@ -557,6 +595,10 @@ def _tables(args) -> int:
             train_per_class=args.train_per_class, features_per_class=args.features_per_class,
             snr_lo_db=args.snr_min, snr_hi_db=args.snr_max, snr_step_db=args.snr_step,
             draws=args.draws, seed=args.seed)
+        if quick():
+            spec = dataclasses.replace(spec, epochs=1, train_per_class=10, features_per_class=4,
+                                       snr_step_db=10.0, draws=1)
+            print(f"{QUICK_ENV} is set: 1 epoch on 10 images per class, a smoke test")
         meta = build.build(args.out, spec, progress=not args.no_progress)
         for name, acc, dm in zip(meta["encoders"], meta["accuracy_at_highest_snr"],
                                  meta["encoder_compute"]):

@@ -98,8 +98,13 @@ def test_train_says_what_it_runs_and_prints_every_baseline(tmp_path, capsys):
     # 8 envs x 4 steps = 32 env steps per update: 1000 rounds down to 31 updates = 992 steps,
     # --eval-every 100 rounds to 3 updates (96 env steps).
     assert cli(["train", "--config", str(cfg), "--out", str(run), "--no-progress",
-                "--total-steps", "1000", "--eval-every", "100"]) == 0
+                "--total-steps", "1000", "--eval-every", "100", "--profile-compile"]) == 0
     out = capsys.readouterr().out
+    # --profile-compile: the table, then the file, with the training chunk among the programs
+    assert out.index("compilation, per program") < out.index("policy (PPO)")
+    with open(run / "compile_profile.csv") as fh:
+        programs = [line.split(",")[0] for line in fh.read().splitlines()[1:]]
+    assert len(programs) >= 3 and any("train_chunk" in p for p in programs), programs
     assert "running 31 updates = 992 env steps" in out
     assert "rounded to 3 update(s) of 32 env steps = every 96" in out
     for row in ("policy (PPO)", "optimum", "greedy", "random", "fixed ViT-B/32",
