@@ -83,7 +83,14 @@ def ci95(x) -> float:
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    """This process's peak resident memory. On Linux from ``VmHWM``, which starts afresh in a
+    child process; ``ru_maxrss`` survives ``execve``, so a point's child would report at least
+    its parent's peak (the across-sizes training's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def base_config(args, **kw):
@@ -228,8 +235,9 @@ def plot(rows: list[dict], ratios, path: str) -> None:
         ax.set_ylabel("normalised score (0 = random, 1 = optimum)")
         ax.set_title(f"Q = {r} U")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend under the panels
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
