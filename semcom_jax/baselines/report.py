@@ -6,6 +6,7 @@ score, the baselines' report on a batch of episodes and the printable table."""
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -57,8 +58,6 @@ def memory_estimate(num_users: int, num_rbs: int, num_encoders: int, num_episode
     solved at once (one per worker: ~3 float64 of U x min(U, Q) exactly, ~4 float32 by the
     auction), the paper ceiling's expected tables (3 float32 per (U, K, Q) element, draws in
     chunks of at most ``max_elements``) and the held-out episodes."""
-    import os
-
     u, q, k = num_users, num_rbs, num_encoders
     c = min(u, q)
     batch = episode_batch(u, q, k, num_episodes, max_elements)
@@ -183,7 +182,6 @@ def _ranked(instances, params, table, max_elements: int):
     solvers: the best ``C = min(U, Q)`` RBs of each episode when every user ranks its RBs alike
     (:func:`~semcom_jax.baselines.solvers.ranked_values`), else all Q."""
     u_count, q_count = instances.distance_m.shape[1], instances.interference_w.shape[-1]
-
     budget = max(1, max_elements)
     vals, order, mono = _ranked_batch(instances, params, table, min(u_count, q_count), budget)
     if q_count > u_count and not bool(jnp.all(mono)):

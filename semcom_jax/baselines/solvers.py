@@ -302,8 +302,9 @@ def optima(value, unserved, choices=(None,), workers: int | None = None, cols=No
     per pair; an int: that encoder fixed), as a list of ``(encoders, rbs, gaps)`` ((N, U),
     (N, U), (N,)): ``gaps`` bounds how far each episode's value is below that choice's optimum
     (0 where solved exactly, see :func:`_lap`). ``value`` (N, U, K, Q) and ``unserved``
-    (N, U) are an :class:`ActionTable`'s fields; ``value`` may hold only some RBs' columns,
-    ``cols`` (N, C) naming them (from :func:`ranked_values`). The ``len(choices) x N`` problems
+    (N, U) are an :class:`ActionTable`'s fields; ``value`` may hold only some RBs' columns
+    (N, U, K, C), column ``c`` of episode ``i`` being RB ``cols[i, c]`` (``cols`` (N, >= C):
+    :func:`ranked_values`' order). The ``len(choices) x N`` problems
     are independent, and both solvers release the GIL, so ``workers`` threads (default: one per
     core) solve them."""
     from concurrent.futures import ThreadPoolExecutor
